@@ -1,0 +1,168 @@
+"""One entry point for learners, instructors and CI: set up, open the lessons, test, grade.
+
+It needs only Python 3.10+ and pip: the first command creates `.venv/` in the repository and
+installs ftlib with everything the course uses, then hands over to the tool the command names.
+
+    python3 course.py lab              set up, then open the lessons in JupyterLab
+    python3 course.py test             set up, then run the whole test suite
+    python3 course.py validate NB      check your own notebook before handing it in
+
+Instructors (run from anywhere; the nbgrader course root is this folder):
+
+    python3 course.py release [LESSON ...]     regenerate lessons/ from solutions/
+    python3 course.py students add ID [--first-name F --last-name L]
+    python3 course.py students import FILE.csv
+    python3 course.py place LESSON STUDENT NOTEBOOK   put a received notebook in submitted/
+    python3 course.py collect LESSON           collect submissions from the exchange
+    python3 course.py autograde LESSON [--student ID]
+    python3 course.py export [grades.csv]      grades of every student, as CSV
+    python3 course.py feedback LESSON          HTML feedback in feedback/
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".ftlib-installed"
+LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+
+
+def _requirements_digest() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def setup() -> None:
+    """Create .venv and install ftlib with its extras, unless pyproject.toml is unchanged."""
+    if STAMP.exists() and STAMP.read_text() == _requirements_digest():
+        return
+    if not PYTHON.exists():
+        print(f"Creating a virtual environment in {VENV} ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    print("Installing ftlib, PyTorch, torchvision, JupyterLab and nbgrader ...", flush=True)
+    _run([PYTHON, "-m", "pip", "install", "--upgrade", "pip"])
+    _run([PYTHON, "-m", "pip", "install", "-e", f"{ROOT}[dev]"])
+    _run([PYTHON, "-c", "import torch, torchvision, nbgrader, ftlib"])
+    STAMP.write_text(_requirements_digest())
+
+
+def _run(command: list[str | Path], *, cwd: Path = ROOT) -> None:
+    completed = subprocess.run([str(part) for part in command], cwd=cwd)
+    if completed.returncode != 0:
+        sys.exit(completed.returncode)
+
+
+def _tool(name: str) -> Path:
+    return BIN / (f"{name}.exe" if os.name == "nt" else name)
+
+
+def _nbgrader(*args: str) -> None:
+    # nbgrader finds nbgrader_config.py only in the working directory: always run from ROOT.
+    _run([_tool("nbgrader"), *args])
+
+
+def _lessons(names: list[str]) -> list[str]:
+    unknown = [name for name in names if name not in LESSONS]
+    if unknown:
+        sys.exit(f"unknown lesson(s) {', '.join(unknown)}; the lessons are: {', '.join(LESSONS)}")
+    return names or LESSONS
+
+
+def lab(args: list[str]) -> None:
+    _run([_tool("jupyter"), "lab", str(ROOT / "lessons"), *args])
+
+
+def test(args: list[str]) -> None:
+    _run([PYTHON, "-m", "pytest", *args])
+
+
+def validate(args: list[str]) -> None:
+    # `nbgrader validate` exits 0 even when a notebook fails (jupyter/nbgrader#1908), so the
+    # check runs through nbgrader's Validator, whose result says what failed.
+    if len(args) != 1:
+        sys.exit("usage: python3 course.py validate path/to/lesson.ipynb")
+    _run([PYTHON, "-m", "ftlib_course.validate", args[0]])
+
+
+def release(args: list[str]) -> None:
+    for lesson in _lessons(args):
+        _nbgrader("generate_assignment", lesson, "--force")
+
+
+def students(args: list[str]) -> None:
+    if args[:1] == ["add"] and len(args) >= 2:
+        _nbgrader("db", "student", "add", *args[1:])
+    elif args[:1] == ["import"] and len(args) == 2:
+        _nbgrader("db", "student", "import", args[1])
+    else:
+        sys.exit(
+            "usage: python3 course.py students add ID [--first-name F --last-name L]\n"
+            "       python3 course.py students import FILE.csv (columns: id,first_name,...)"
+        )
+
+
+def place(args: list[str]) -> None:
+    if len(args) != 3:
+        sys.exit("usage: python3 course.py place LESSON STUDENT NOTEBOOK")
+    lesson, student, notebook = _lessons(args[:1])[0], args[1], Path(args[2])
+    if not notebook.is_file():
+        sys.exit(f"no notebook at {notebook}")
+    target = ROOT / "submitted" / student / lesson / f"{lesson}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(notebook, target)
+    print(f"placed {notebook} as {target.relative_to(ROOT)}")
+
+
+def collect(args: list[str]) -> None:
+    for lesson in _lessons(args):
+        _nbgrader("collect", lesson)
+
+
+def autograde(args: list[str]) -> None:
+    if not args:
+        sys.exit("usage: python3 course.py autograde LESSON [--student ID]")
+    _nbgrader("autograde", _lessons(args[:1])[0], "--force", *args[1:])
+
+
+def export(args: list[str]) -> None:
+    _nbgrader("export", "--to", args[0] if args else "grades.csv")
+
+
+def feedback(args: list[str]) -> None:
+    for lesson in _lessons(args):
+        _nbgrader("generate_feedback", lesson, "--force")
+
+
+COMMANDS = {
+    "setup": lambda args: None,
+    "lab": lab,
+    "test": test,
+    "validate": validate,
+    "release": release,
+    "students": students,
+    "place": place,
+    "collect": collect,
+    "autograde": autograde,
+    "export": export,
+    "feedback": feedback,
+}
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit(__doc__)
+    setup()
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
