@@ -1,0 +1,90 @@
+"""save_checkpoint / load_checkpoint: exact round trips, and a clear way out of head mismatches."""
+
+import pytest
+import torch
+from torch import nn
+
+from ftlib.checkpoint import HeadMismatchError, load_checkpoint, save_checkpoint
+
+
+class TinyNet(nn.Module):
+    """A conv body with batch norm (buffers too) and a linear head called ``fc``."""
+
+    def __init__(self, num_classes=4):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+def trained_net(num_classes=4, seed=0):
+    """A net whose weights and batch-norm statistics differ from a fresh one."""
+    torch.manual_seed(seed)
+    net = TinyNet(num_classes)
+    net(torch.randn(8, 1, 6, 6))  # train-mode forward: updates running statistics
+    return net
+
+
+def test_round_trip_gives_bit_identical_state_and_extra(tmp_path):
+    saved = trained_net()
+    path = save_checkpoint(saved, tmp_path / "runs" / "net.pt", extra={"epoch": 3, "lr": 1e-3})
+    loaded = TinyNet()
+    extra = load_checkpoint(loaded, path)
+    assert extra == {"epoch": 3, "lr": 1e-3}
+    expected, actual = saved.state_dict(), loaded.state_dict()
+    assert list(actual) == list(expected)
+    for name in expected:
+        assert torch.equal(actual[name], expected[name]), name
+
+
+def test_head_mismatch_names_both_shapes_and_suggests_body_only(tmp_path):
+    path = save_checkpoint(trained_net(num_classes=10), tmp_path / "ten.pt")
+    with pytest.raises(HeadMismatchError) as caught:
+        load_checkpoint(TinyNet(num_classes=5), path)
+    message = str(caught.value)
+    assert "fc.weight" in message
+    assert "(10, 4)" in message and "(5, 4)" in message
+    assert "body_only=True" in message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_body_only_loads_the_body_and_leaves_the_head_untouched(tmp_path):
+    source = trained_net(num_classes=10)
+    path = save_checkpoint(source, tmp_path / "ten.pt")
+    target = trained_net(num_classes=5, seed=1)
+    head_before = {name: t.clone() for name, t in target.fc.state_dict().items()}
+    load_checkpoint(target, path, body_only=True)
+    for name, tensor in source.body.state_dict().items():
+        assert torch.equal(target.body.state_dict()[name], tensor), name
+    for name, tensor in head_before.items():
+        assert torch.equal(target.fc.state_dict()[name], tensor), name
+
+
+def test_body_only_with_an_explicit_head_name(tmp_path):
+    path = save_checkpoint(trained_net(num_classes=10), tmp_path / "ten.pt")
+    target = TinyNet(num_classes=3)
+    load_checkpoint(target, path, body_only=True, head="fc")
+    assert target.fc.out_features == 3
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint file at"):
+        load_checkpoint(TinyNet(), tmp_path / "nowhere.pt")
+
+
+def test_a_file_that_is_not_a_checkpoint_raises_a_clear_error(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a checkpoint written by ftlib.save_checkpoint"):
+        load_checkpoint(TinyNet(), text)
+
+
+def test_a_bare_state_dict_is_refused_with_the_way_to_load_it(tmp_path):
+    bare = tmp_path / "bare.pt"
+    torch.save(TinyNet().state_dict(), bare)
+    with pytest.raises(ValueError, match="model.load_state_dict"):
+        load_checkpoint(TinyNet(), bare)

@@ -1,0 +1,218 @@
+"""fit / evaluate / predict: they learn, record what they promise, and refuse bad inputs."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ftlib.seeding import seed_everything
+from ftlib.training import History, evaluate, fit, predict
+
+KEYS = ["epoch", "train_loss", "train_top1", "train_top5"]
+VAL_KEYS = ["val_loss", "val_top1", "val_top5"]
+
+
+def blobs(n=120, seed=0):
+    """Three well-separated Gaussian blobs in 2-D: a problem any small model can learn."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.arange(n) % 3
+    centres = torch.tensor([[3.0, 0.0], [-3.0, 3.0], [-3.0, -3.0]])
+    return TensorDataset(centres[targets] + torch.randn(n, 2, generator=generator), targets)
+
+
+def mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def loader(dataset, *, seed=0, batch_size=32):
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=seed_everything(seed))
+
+
+def test_fit_reduces_the_loss_on_a_learnable_problem():
+    model = mlp()
+    history = fit(
+        model, loader(blobs()), epochs=6, lr=3e-2, val_loader=loader(blobs(seed=1)), progress=False
+    )
+    losses = history.column("train_loss")
+    assert losses[-1] < 0.3 * losses[0]
+    assert history.last["val_top1"] > 0.95
+
+
+def test_history_has_one_record_per_epoch_with_the_documented_keys():
+    history = fit(
+        mlp(), loader(blobs()), epochs=3, val_loader=loader(blobs(seed=1)), progress=False
+    )
+    assert len(history) == 3
+    assert history.column("epoch") == [1, 2, 3]
+    for record in history.epochs:
+        assert list(record) == [*KEYS, *VAL_KEYS, "seconds"]
+        assert all(0.0 <= record[key] <= 1.0 for key in record if "top" in key)
+        assert record["seconds"] > 0
+
+
+def test_history_without_val_loader_has_no_val_keys_and_says_how_to_get_them():
+    history = fit(mlp(), loader(blobs()), epochs=1, progress=False)
+    assert list(history.last) == [*KEYS, "seconds"]
+    with pytest.raises(KeyError, match="val_loader"):
+        history.column("val_top1")
+
+
+def test_topk_argument_names_the_accuracy_keys():
+    history = fit(mlp(), loader(blobs()), epochs=1, topk=(1, 2), progress=False)
+    assert list(history.last) == ["epoch", "train_loss", "train_top1", "train_top2", "seconds"]
+
+
+def test_history_best_picks_lowest_loss_and_highest_accuracy_and_round_trips():
+    history = History(
+        [
+            {"epoch": 1, "val_loss": 0.9, "val_top1": 0.5},
+            {"epoch": 2, "val_loss": 0.4, "val_top1": 0.7},
+            {"epoch": 3, "val_loss": 0.6, "val_top1": 0.8},
+        ]
+    )
+    assert history.best("val_loss")["epoch"] == 2
+    assert history.best("val_top1")["epoch"] == 3
+    assert History(**history.to_dict()) == history
+
+
+def test_clip_grad_norm_bounds_the_total_gradient_norm_at_each_step():
+    def huge_loss(logits, targets):
+        return 1e6 * nn.functional.cross_entropy(logits, targets)
+
+    def norms_seen(clip):
+        model = mlp()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        seen = []
+
+        def record(optimizer, args, kwargs):
+            grads = [p.grad for p in model.parameters()]
+            seen.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+        optimizer.register_step_pre_hook(record)
+        fit(
+            model,
+            loader(blobs()),
+            epochs=1,
+            optimizer=optimizer,
+            loss_fn=huge_loss,
+            clip_grad_norm=clip,
+            progress=False,
+        )
+        return seen
+
+    assert min(norms_seen(None)) > 1e3
+    assert max(norms_seen(1.0)) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_fit_optimises_only_trainable_parameters():
+    model = mlp()
+    model[0].requires_grad_(False)
+    frozen, trained = model[0].weight.clone(), model[2].weight.clone()
+    fit(model, loader(blobs()), epochs=1, progress=False)
+    assert torch.equal(model[0].weight, frozen)
+    assert not torch.equal(model[2].weight, trained)
+
+
+def test_scheduler_is_stepped_once_per_epoch():
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    fit(model, loader(blobs()), epochs=3, optimizer=optimizer, scheduler=scheduler, progress=False)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+
+
+def test_evaluate_matches_cross_entropy_over_the_whole_dataset():
+    model, dataset = mlp(), blobs()
+    result = evaluate(model, DataLoader(dataset, batch_size=50), topk=(1,), progress=False)
+    inputs, targets = dataset.tensors
+    with torch.no_grad():
+        logits = model(inputs)
+    assert result["loss"] == pytest.approx(nn.functional.cross_entropy(logits, targets).item())
+    assert result["top1"] == pytest.approx((logits.argmax(1) == targets).float().mean().item())
+    assert list(result) == ["loss", "top1"]
+
+
+def test_evaluate_and_predict_use_eval_mode_and_restore_each_module_mode():
+    model = nn.Sequential(nn.Linear(2, 16), nn.Dropout(0.9), nn.Linear(16, 3))
+    model.train()
+    model[1].eval()  # a module the caller set apart must stay as it was
+    dataset = blobs(n=40)
+    once = predict(model, DataLoader(dataset, batch_size=16), progress=False)
+    again = predict(model, DataLoader(dataset, batch_size=7), progress=False)
+    evaluate(model, DataLoader(dataset, batch_size=16), progress=False)
+    torch.testing.assert_close(once, again)  # no dropout noise (dropout 0.9 would be loud)
+    assert model.training and model[0].training and not model[1].training
+
+
+def test_predict_returns_cpu_float_logits_for_tensor_or_tuple_batches():
+    model, dataset = mlp(), blobs(n=50)
+    from_pairs = predict(model, DataLoader(dataset, batch_size=16), progress=False)
+    from_inputs = predict(model, DataLoader(dataset.tensors[0], batch_size=16), progress=False)
+    assert from_pairs.shape == (50, 3)
+    assert from_pairs.dtype == torch.float32 and from_pairs.device.type == "cpu"
+    assert torch.equal(from_pairs, from_inputs)
+
+
+def test_library_prints_nothing_when_progress_is_off(capsys):
+    fit(mlp(), loader(blobs()), epochs=1, val_loader=loader(blobs()), progress=False)
+    predict(mlp(), loader(blobs()), progress=False)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("epochs", [0, -1, 1.5, True])
+def test_fit_rejects_epochs_that_are_not_a_positive_int(epochs):
+    with pytest.raises(ValueError, match="epochs must be an int of at least 1"):
+        fit(mlp(), loader(blobs()), epochs=epochs, progress=False)
+
+
+def test_empty_loader_raises_a_clear_error():
+    empty = DataLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)))
+    for run in (
+        lambda: fit(mlp(), empty, epochs=1, progress=False),
+        lambda: evaluate(mlp(), empty, progress=False),
+        lambda: predict(mlp(), empty, progress=False),
+    ):
+        with pytest.raises(ValueError, match="yielded no batches"):
+            run()
+
+
+def test_fit_rejects_a_fully_frozen_model_and_non_positive_clipping():
+    frozen = mlp().requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(frozen, loader(blobs()), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="clip_grad_norm must be a positive"):
+        fit(mlp(), loader(blobs()), epochs=1, clip_grad_norm=0.0, progress=False)
+
+
+def test_batches_that_are_not_input_target_pairs_are_rejected():
+    inputs_only = DataLoader(blobs().tensors[0], batch_size=8)
+    with pytest.raises(ValueError, match=r"\(inputs, targets\)"):
+        fit(mlp(), inputs_only, epochs=1, progress=False)
+
+
+def test_seed_everything_makes_two_runs_identical():
+    def run():
+        seed_everything(7)
+        model = nn.Sequential(nn.Linear(2, 16), nn.Dropout(0.2), nn.ReLU(), nn.Linear(16, 3))
+        history = fit(model, loader(blobs(), seed=7), epochs=2, progress=False)
+        return history.column("train_loss"), model.state_dict()
+
+    (losses_a, state_a), (losses_b, state_b) = run(), run()
+    assert losses_a == losses_b
+    assert all(torch.equal(state_a[name], state_b[name]) for name in state_a)
+
+
+def test_seed_everything_returns_a_generator_seeded_with_the_seed():
+    assert torch.equal(
+        torch.rand(3, generator=seed_everything(3)),
+        torch.rand(3, generator=torch.Generator().manual_seed(3)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("seed", "error"), [(-1, ValueError), (2**32, ValueError), (1.0, TypeError)]
+)
+def test_seed_everything_rejects_seeds_numpy_cannot_take(seed, error):
+    with pytest.raises(error, match="seed must be"):
+        seed_everything(seed)
