@@ -6,7 +6,12 @@ The names below are the ones a project needs most; each lives in a module of its
 """
 
 from ftlib.caching import extract_features, fit_head_cached
-from ftlib.checkpoint import HeadMismatchError, load_checkpoint, save_checkpoint
+from ftlib.checkpoint import (
+    HeadMismatchError,
+    checkpoint_extra,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ftlib.device import autocast, best_device, to_device
 from ftlib.freezing import (
     BatchNormPolicy,
@@ -36,6 +41,7 @@ __all__ = [
     "State",
     "autocast",
     "best_device",
+    "checkpoint_extra",
     "evaluate",
     "extract_features",
     "find_head",

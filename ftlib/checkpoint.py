@@ -104,6 +104,18 @@ def load_checkpoint(
     return payload["extra"]
 
 
+def checkpoint_extra(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``extra`` dict saved in ``path``, without loading weights into a model.
+
+    Why: a checkpoint's metadata (class names, history) tells you which model to build for it.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a checkpoint written by ``save_checkpoint``.
+    """
+    return _read(Path(path), "cpu")["extra"]
+
+
 def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")

@@ -33,9 +33,9 @@ different) and 4 (small, similar); the names here say what each number means.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from numbers import Integral
 
+from ftlib._choice import Choice
 from ftlib.optim import HEAD_LR_MULT
 from ftlib.states import State
 
@@ -50,26 +50,13 @@ FINE_TUNE_LR_DIVISOR = 10
 """Pretrained weights are fine-tuned at about a tenth of the learning rate used from scratch."""
 
 
-class Quadrant(str, Enum):
+class Quadrant(Choice):
     """A dataset's place in the size x similarity matrix."""
 
     SMALL_SIMILAR = "small_similar"
     SMALL_DIFFERENT = "small_different"
     LARGE_SIMILAR = "large_similar"
     LARGE_DIFFERENT = "large_different"
-
-    @classmethod
-    def parse(cls, value: Quadrant | str) -> Quadrant:
-        """Accept a member or its name in any case ("small_similar", "LARGE_DIFFERENT").
-
-        Raises:
-            ValueError: not a quadrant; the message lists the valid names.
-        """
-        try:
-            return cls(value.lower() if isinstance(value, str) else value)
-        except ValueError:
-            valid = ", ".join(repr(member.value) for member in cls)
-            raise ValueError(f"unknown quadrant {value!r}; use one of {valid}") from None
 
     @classmethod
     def of(cls, images_per_class: int, similar: bool) -> Quadrant:

@@ -4,7 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from ftlib.checkpoint import HeadMismatchError, load_checkpoint, save_checkpoint
+from ftlib.checkpoint import (
+    HeadMismatchError,
+    checkpoint_extra,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 class TinyNet(nn.Module):
@@ -39,6 +44,11 @@ def test_round_trip_gives_bit_identical_state_and_extra(tmp_path):
     assert list(actual) == list(expected)
     for name in expected:
         assert torch.equal(actual[name], expected[name]), name
+
+
+def test_checkpoint_extra_reads_the_metadata_without_a_model(tmp_path):
+    path = save_checkpoint(trained_net(), tmp_path / "net.pt", extra={"classes": ["a", "b"]})
+    assert checkpoint_extra(path) == {"classes": ["a", "b"]}
 
 
 def test_head_mismatch_names_both_shapes_and_suggests_body_only(tmp_path):

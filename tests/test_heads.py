@@ -1,0 +1,162 @@
+"""ftlib.heads: find and replace the classifier of every torchvision model and of custom ones."""
+
+import warnings
+from collections import OrderedDict
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import regnet
+
+from ftlib.heads import HeadNotFoundError, find_aux_heads, find_head, swap_head
+
+ALL_MODELS = torchvision.models.list_models(module=torchvision.models)
+
+AUX_HEADS = {"googlenet": ["aux1.fc2", "aux2.fc2"], "inception_v3": ["AuxLogits.fc"]}
+
+# One model per family, with the smallest input its forward accepts (ViT via a smaller image_size).
+FAMILIES = [
+    ("resnet18", 32, {}),
+    ("resnext50_32x4d", 32, {}),
+    ("vgg11", 32, {}),
+    ("alexnet", 63, {}),
+    ("squeezenet1_0", 64, {}),
+    ("densenet121", 32, {}),
+    ("mobilenet_v2", 32, {}),
+    ("mobilenet_v3_small", 32, {}),
+    ("efficientnet_b0", 32, {}),
+    ("convnext_tiny", 32, {}),
+    ("regnet_x_400mf", 32, {}),
+    ("shufflenet_v2_x0_5", 32, {}),
+    ("mnasnet0_5", 32, {}),
+    ("googlenet", 32, {}),
+    ("inception_v3", 75, {}),
+    ("vit_b_16", 32, {"image_size": 32}),
+    ("swin_t", 32, {}),
+    ("maxvit_t", 224, {}),
+]
+
+
+@pytest.fixture
+def regnet_on_meta(monkeypatch):
+    """RegNet computes its block widths with tensors; keep those on the CPU under meta."""
+    compute = regnet.BlockParams.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return compute(cls, *args, **kwargs)
+
+    monkeypatch.setattr(regnet.BlockParams, "from_init_params", classmethod(on_cpu))
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # GoogLeNet/Inception init_weights notice
+        return torchvision.models.get_model(name, weights=None, **kwargs)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_swap_head_on_every_torchvision_classifier(name, regnet_on_meta):
+    with torch.device("meta"):
+        model = build(name)
+    old = model.get_submodule(find_head(model))
+    new = swap_head(model, 7)
+    assert model.get_submodule(find_head(model)) is new
+    assert type(new) is type(old) and new.weight.is_meta
+    assert new.weight.shape[0] == 7 and new.weight.shape[1:] == old.weight.shape[1:]
+    assert (new.bias is None) == (old.bias is None)
+    assert find_aux_heads(model) == AUX_HEADS.get(name, [])
+    for aux in find_aux_heads(model):
+        assert model.get_submodule(aux).out_features == 7
+
+
+def test_torchvision_heads_are_where_their_forward_reads_them():
+    assert len(ALL_MODELS) == 80
+    with torch.device("meta"):
+        names = {name: find_head(build(name)) for name in ["resnet18", "vgg11", "vit_b_16"]}
+    assert names == {"resnet18": "fc", "vgg11": "classifier.6", "vit_b_16": "heads.head"}
+
+
+@pytest.mark.parametrize(("name", "size", "kwargs"), FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_swapped_head_is_the_one_the_forward_pass_uses(name, size, kwargs):
+    torch.manual_seed(0)
+    model = build(name, **kwargs)
+    swap_head(model, 3)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, size, size)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_auxiliary_heads_predict_the_new_classes_in_train_mode(name):
+    with torch.device("meta"):  # shapes flow through a meta forward pass without any compute
+        model = build(name)
+        swap_head(model, 3)
+        outputs = model.train()(torch.empty(2, 3, 299, 299))
+    assert [tuple(out.shape) for out in outputs] == [(2, 3)] * len(outputs)
+    assert len(outputs) == 1 + len(AUX_HEADS[name])
+
+
+def test_plain_sequential_ending_in_linear():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 4))
+    assert find_head(model) == "3"
+    new = swap_head(model, 2)
+    assert model[3] is new and (new.in_features, new.out_features) == (8, 2)
+    assert model(torch.randn(5, 3, 2, 2)).shape == (5, 2)
+
+
+def test_custom_model_head_keeps_bias_dtype_and_in_features():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 6, 3), nn.AdaptiveAvgPool2d(1))
+            self.out = nn.Linear(6, 10, bias=False)
+
+        def forward(self, x):
+            return self.out(self.features(x).flatten(1))
+
+    model = Net().double()
+    new = swap_head(model, 4)
+    assert model.out is new and new.bias is None and new.weight.dtype == torch.float64
+    assert model(torch.randn(2, 3, 5, 5, dtype=torch.float64)).shape == (2, 4)
+
+
+def test_one_by_one_convolution_head_like_squeezenet():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.Sequential(nn.Dropout(), nn.Conv2d(8, 10, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1)),
+        nn.Flatten(),
+    )
+    assert find_head(model) == "1.1"
+    new = swap_head(model, 5)
+    assert isinstance(new, nn.Conv2d) and new.kernel_size == (1, 1) and new.in_channels == 8
+    assert model(torch.randn(2, 3, 6, 6)).shape == (2, 5)
+
+
+def test_named_head_overrides_the_guess():
+    model = nn.Sequential(
+        OrderedDict(body=nn.Linear(4, 6), classifier=nn.Linear(6, 3), projection=nn.Linear(3, 3))
+    )
+    assert find_head(model) == "projection"
+    new = swap_head(model, 9, head="classifier")
+    assert model.classifier is new and model.projection.out_features == 3
+
+
+def test_model_without_a_head_raises_listing_candidates():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    with pytest.raises(HeadNotFoundError, match=r"candidates: 0 \(Conv2d\), 2 \(Conv2d\).*head="):
+        swap_head(model, 3)
+
+
+def test_unknown_head_name_raises_head_not_found():
+    model = nn.Sequential(nn.Linear(4, 3))
+    with pytest.raises(HeadNotFoundError, match=r"head='fc' is no module.*head='0'"):
+        swap_head(model, 3, head="fc")
+    assert issubclass(HeadNotFoundError, ValueError)
+
+
+@pytest.mark.parametrize("num_classes", [0, -1, 2.0, True])
+def test_num_classes_must_be_a_positive_integer(num_classes):
+    with pytest.raises(ValueError, match="num_classes"):
+        swap_head(nn.Sequential(nn.Linear(4, 3)), num_classes)

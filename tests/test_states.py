@@ -1,0 +1,128 @@
+"""ftlib.states: the three states (predict, train the head, train all) and partial freezing."""
+
+from collections import OrderedDict
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from ftlib.states import State, prepare
+
+
+def tiny_cnn() -> nn.Sequential:
+    """block1 and block2 (conv, batch norm, ReLU), then a classifier with dropout and a Linear."""
+    torch.manual_seed(0)
+
+    def block(c_in: int, c_out: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
+
+    return nn.Sequential(
+        OrderedDict(
+            block1=block(1, 4),
+            block2=block(4, 8),
+            pool=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+            classifier=nn.Sequential(nn.Dropout(0.5), nn.Linear(8, 5)),
+        )
+    )
+
+
+def images(channels: int = 1, size: int = 8) -> torch.Tensor:
+    return torch.randn(4, channels, size, size, generator=torch.Generator().manual_seed(1)) + 2
+
+
+def trainable(model: nn.Module) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def running_means(model: nn.Module) -> list[torch.Tensor]:
+    return [m.running_mean.clone() for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def stats_change_in_a_forward_pass(model: nn.Module, x: torch.Tensor) -> list[bool]:
+    before = running_means(model)
+    with torch.no_grad():
+        model(x)
+    return [not torch.equal(b, a) for b, a in zip(before, running_means(model), strict=True)]
+
+
+def test_state_parse_accepts_names_and_lists_valid_ones():
+    assert State.parse("HEAD") is State.HEAD
+    assert State.parse(State.FULL) is State.FULL
+    with pytest.raises(ValueError, match=r"'linear'.*'predict', 'head', 'full'"):
+        prepare(tiny_cnn(), "linear")
+
+
+def test_predict_freezes_everything_and_switches_to_eval():
+    model = tiny_cnn()
+    head = prepare(model, "predict")
+    assert head is model.classifier[1] and head.out_features == 5
+    assert trainable(model) == [] and not model.training
+    assert stats_change_in_a_forward_pass(model, images()) == [False, False]
+
+
+def test_predict_keeps_the_pretrained_head():
+    with pytest.raises(ValueError, match="num_classes=3.*state='head'"):
+        prepare(tiny_cnn(), State.PREDICT, 3)
+
+
+def test_head_state_trains_only_the_new_head_and_holds_batchnorm_stats():
+    model = tiny_cnn()
+    head = prepare(model, "head", 3)
+    assert model.classifier[1] is head and head.out_features == 3
+    assert trainable(model) == ["classifier.1.weight", "classifier.1.bias"]
+    assert model.training
+    assert stats_change_in_a_forward_pass(model, images()) == [False, False]
+    x = images()
+    assert torch.equal(model(x), model(x)), "frozen dropout before the head stays off"
+
+
+def test_full_state_trains_everything_and_updates_batchnorm_stats():
+    model = tiny_cnn()
+    prepare(model, "head", 3)
+    head = prepare(model, "full")  # from state 2 to state 3: the holds are released
+    assert head is model.classifier[1] and head.out_features == 3
+    assert trainable(model) == [name for name, _ in model.named_parameters()]
+    assert model.training
+    assert stats_change_in_a_forward_pass(model, images()) == [True, True]
+
+
+def test_full_state_with_freeze_first_keeps_the_first_blocks_frozen():
+    model = tiny_cnn()
+    prepare(model, "full", 3, freeze_first=1)
+    assert trainable(model) == [name for name, _ in model.named_parameters()][4:]
+    assert stats_change_in_a_forward_pass(model, images()) == [False, True]
+
+
+def test_freeze_first_that_would_freeze_the_head_is_refused_before_any_surgery():
+    model = tiny_cnn()
+    with pytest.raises(ValueError, match=r"freeze_first=3 .*0 <= freeze_first <= 2"):
+        prepare(model, "full", 3, freeze_first=3)
+    assert model.classifier[1].out_features == 5 and len(trainable(model)) == 10
+
+
+def test_freeze_first_only_applies_to_the_full_state():
+    with pytest.raises(ValueError, match="freeze_first=1 only applies to state='full'"):
+        prepare(tiny_cnn(), "head", 3, freeze_first=1)
+
+
+@pytest.mark.parametrize(
+    ("state", "freeze_first", "trainable_blocks", "training"),
+    [
+        ("predict", 0, set(), False),
+        ("head", 0, {"fc"}, True),
+        ("full", 0, {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"}, True),
+        ("full", 4, {"layer3", "layer4", "fc"}, True),
+    ],
+)
+def test_states_on_resnet18(state, freeze_first, trainable_blocks, training):
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    num_classes = None if state == "predict" else 4
+    head = prepare(model, state, num_classes, freeze_first=freeze_first)
+    assert head is model.fc and head.out_features == (num_classes or 1000)
+    assert {name.split(".")[0] for name in trainable(model)} == trainable_blocks
+    assert model.training == training
+    changed = stats_change_in_a_forward_pass(model, images(3, 32))
+    assert changed[0] == (state == "full" and freeze_first == 0)  # bn1, in the stem
+    assert changed[-1] == (state == "full"), "batch norm in layer4"
