@@ -13,6 +13,7 @@ Instructors (run from anywhere; the nbgrader course root is this folder):
     python3 course.py students add ID [--first-name F --last-name L]
     python3 course.py students import FILE.csv
     python3 course.py place LESSON STUDENT NOTEBOOK   put a received notebook in submitted/
+    python3 course.py publish LESSON           put a release in nbgrader's exchange
     python3 course.py collect LESSON           collect submissions from the exchange
     python3 course.py autograde LESSON [--student ID]
     python3 course.py export [grades.csv]      grades of every student, as CSV
@@ -34,7 +35,6 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".ftlib-installed"
-LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 
 
 def _requirements_digest() -> str:
@@ -56,7 +56,10 @@ def setup() -> None:
 
 
 def _run(command: list[str | Path], *, cwd: Path = ROOT) -> None:
-    completed = subprocess.run([str(part) for part in command], cwd=cwd)
+    # With .venv's bin first on PATH, as if activated: nbgrader runs the `alembic` command when it
+    # creates a gradebook, and fails with FileNotFoundError where it cannot find it.
+    env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+    completed = subprocess.run([str(part) for part in command], cwd=cwd, env=env)
     if completed.returncode != 0:
         sys.exit(completed.returncode)
 
@@ -70,11 +73,19 @@ def _nbgrader(*args: str) -> None:
     _run([_tool("nbgrader"), *args])
 
 
+def _from_caller(path: str) -> str:
+    # Tools run from ROOT: a relative path the user typed must be resolved where they typed it.
+    return str(Path(path).resolve())
+
+
 def _lessons(names: list[str]) -> list[str]:
-    unknown = [name for name in names if name not in LESSONS]
+    known = sorted(
+        p.parent.name for p in (ROOT / "solutions").glob("*/*.ipynb") if p.stem == p.parent.name
+    )
+    unknown = [name for name in names if name not in known]
     if unknown:
-        sys.exit(f"unknown lesson(s) {', '.join(unknown)}; the lessons are: {', '.join(LESSONS)}")
-    return names or LESSONS
+        sys.exit(f"unknown lesson(s) {', '.join(unknown)}; the lessons are: {', '.join(known)}")
+    return names or known
 
 
 def lab(args: list[str]) -> None:
@@ -90,7 +101,7 @@ def validate(args: list[str]) -> None:
     # check runs through nbgrader's Validator, whose result says what failed.
     if len(args) != 1:
         sys.exit("usage: python3 course.py validate path/to/lesson.ipynb")
-    _run([PYTHON, "-m", "ftlib_course.validate", args[0]])
+    _run([PYTHON, "-m", "ftlib_course.validate", _from_caller(args[0])])
 
 
 def release(args: list[str]) -> None:
@@ -102,7 +113,7 @@ def students(args: list[str]) -> None:
     if args[:1] == ["add"] and len(args) >= 2:
         _nbgrader("db", "student", "add", *args[1:])
     elif args[:1] == ["import"] and len(args) == 2:
-        _nbgrader("db", "student", "import", args[1])
+        _nbgrader("db", "student", "import", _from_caller(args[1]))
     else:
         sys.exit(
             "usage: python3 course.py students add ID [--first-name F --last-name L]\n"
@@ -122,6 +133,11 @@ def place(args: list[str]) -> None:
     print(f"placed {notebook} as {target.relative_to(ROOT)}")
 
 
+def publish(args: list[str]) -> None:
+    for lesson in _lessons(args):
+        _nbgrader("release_assignment", lesson, "--force")
+
+
 def collect(args: list[str]) -> None:
     for lesson in _lessons(args):
         _nbgrader("collect", lesson)
@@ -134,7 +150,7 @@ def autograde(args: list[str]) -> None:
 
 
 def export(args: list[str]) -> None:
-    _nbgrader("export", "--to", args[0] if args else "grades.csv")
+    _nbgrader("export", "--to", _from_caller(args[0]) if args else "grades.csv")
 
 
 def feedback(args: list[str]) -> None:
@@ -150,6 +166,7 @@ COMMANDS = {
     "release": release,
     "students": students,
     "place": place,
+    "publish": publish,
     "collect": collect,
     "autograde": autograde,
     "export": export,

@@ -23,3 +23,7 @@ class Choice(str, Enum):
         except ValueError:
             valid = ", ".join(repr(member.value) for member in cls)
             raise ValueError(f"unknown {cls.__name__} {value!r}; use one of {valid}") from None
+
+    def __str__(self) -> str:
+        """The name a user would type: ``print(plan.state)`` shows ``full``, not ``State.FULL``."""
+        return self.value

@@ -53,6 +53,10 @@ def test_state_parse_accepts_names_and_lists_valid_ones():
         prepare(tiny_cnn(), "linear")
 
 
+def test_a_state_prints_as_the_name_a_user_types():
+    assert str(State.HEAD) == f"{State.HEAD}" == "head"
+
+
 def test_predict_freezes_everything_and_switches_to_eval():
     model = tiny_cnn()
     head = prepare(model, "predict")

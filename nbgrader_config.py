@@ -1,0 +1,33 @@
+"""nbgrader settings of the ftlib course. The course root is the folder of this file.
+
+The nbgrader command line reads this file from its working directory (`course.py` always runs
+nbgrader from here); code that runs nbgrader in-process loads it with
+`ftlib_course.config.course_config()`.
+"""
+
+from pathlib import Path
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+
+from ftlib_course.feedback import HideHiddenTests
+
+ROOT = Path(__file__).resolve().parent
+
+c = get_config()  # noqa: F821 (defined by traitlets when it loads this file)
+
+c.CourseDirectory.root = str(ROOT)
+c.CourseDirectory.course_id = "ftlib-course"
+c.CourseDirectory.source_directory = "solutions"  # lessons with solutions and hidden tests
+c.CourseDirectory.release_directory = "lessons"  # the student versions, generated
+
+# Where release_assignment puts lessons and collect finds submissions (ignored by git).
+c.Exchange.root = str(ROOT / "exchange")
+
+# Grade with the kernel of the environment that runs nbgrader, whatever kernel a notebook names,
+# and give every cell enough time on a slow 2-core machine (the default is 30 s).
+c.Execute.kernel_name = "python3"
+c.Execute.timeout = 120
+
+# Feedback must not reveal hidden tests, not even in tracebacks (jupyter/nbgrader#917, #1363).
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
