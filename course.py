@@ -93,7 +93,8 @@ def lab(args: list[str]) -> None:
 
 
 def test(args: list[str]) -> None:
-    _run([PYTHON, "-m", "pytest", *args])
+    # One worker per core: the lesson notebooks, graded through nbgrader, dominate the time.
+    _run([PYTHON, "-m", "pytest", "-n", "auto", *args])
 
 
 def validate(args: list[str]) -> None:
