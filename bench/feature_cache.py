@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from datetime import datetime, timezone
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from machine import describe_machine
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftlib.caching import fit_head_cached
@@ -58,19 +57,6 @@ def _run(cached: bool, dataset: TensorDataset, args: argparse.Namespace) -> dict
         "setup_seconds": total - sum(epochs),  # extraction for the cached run
         "total_seconds": total,
         "head": model.fc.weight.detach().clone(),
-    }
-
-
-def _machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
     }
 
 
@@ -112,7 +98,7 @@ def main() -> None:
     results = {
         "benchmark": "feature_cache",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": describe_machine(),
         "setup": {
             "model": "torchvision resnet18(weights=None), new 10-class head, body frozen",
             "images": args.images,

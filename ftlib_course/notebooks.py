@@ -57,3 +57,12 @@ def secret_lines(
                 (outside if end is None else inside).add(line.strip())
     visible = "\n".join(outside)
     return {line for line in inside if len(line) >= min_length and line not in visible}
+
+
+def points(notebook: nbformat.NotebookNode) -> float:
+    """The autograded points of a lesson: the sum over its graded code cells."""
+    return sum(
+        cell.metadata.get("nbgrader", {}).get("points", 0)
+        for cell in notebook.cells
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")
+    )

@@ -1,0 +1,23 @@
+"""What a benchmark ran on, recorded beside its numbers: timings mean little without it."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+import torchvision
+
+
+def describe_machine() -> dict:
+    """Platform, CPU count, torch threads, load average and library versions, as plain data."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
