@@ -89,15 +89,18 @@ def _lessons(names: list[str]) -> list[str]:
 
 
 def lab(args: list[str]) -> None:
+    """Open lessons/ in JupyterLab; extra arguments go to `jupyter lab`."""
     _run([_tool("jupyter"), "lab", str(ROOT / "lessons"), *args])
 
 
 def test(args: list[str]) -> None:
+    """Run the whole test suite; extra arguments go to pytest."""
     # One worker per core: the lesson notebooks, graded through nbgrader, dominate the time.
     _run([PYTHON, "-m", "pytest", "-n", "auto", *args])
 
 
 def validate(args: list[str]) -> None:
+    """Check one notebook as the grader will; exit 1 if a test fails."""
     # `nbgrader validate` exits 0 even when a notebook fails (jupyter/nbgrader#1908), so the
     # check runs through nbgrader's Validator, whose result says what failed.
     if len(args) != 1:
@@ -106,11 +109,13 @@ def validate(args: list[str]) -> None:
 
 
 def release(args: list[str]) -> None:
+    """Regenerate lessons/ from solutions/ (all lessons, or those named)."""
     for lesson in _lessons(args):
         _nbgrader("generate_assignment", lesson, "--force")
 
 
 def students(args: list[str]) -> None:
+    """Add one student to the gradebook, or import a CSV of them."""
     if args[:1] == ["add"] and len(args) >= 2:
         _nbgrader("db", "student", "add", *args[1:])
     elif args[:1] == ["import"] and len(args) == 2:
@@ -123,6 +128,7 @@ def students(args: list[str]) -> None:
 
 
 def place(args: list[str]) -> None:
+    """Put a notebook received outside nbgrader where autograde finds it."""
     if len(args) != 3:
         sys.exit("usage: python3 course.py place LESSON STUDENT NOTEBOOK")
     lesson, student, notebook = _lessons(args[:1])[0], args[1], Path(args[2])
@@ -135,26 +141,31 @@ def place(args: list[str]) -> None:
 
 
 def publish(args: list[str]) -> None:
+    """Release lessons through nbgrader's exchange, for JupyterHub courses."""
     for lesson in _lessons(args):
         _nbgrader("release_assignment", lesson, "--force")
 
 
 def collect(args: list[str]) -> None:
+    """Collect submissions of lessons from nbgrader's exchange."""
     for lesson in _lessons(args):
         _nbgrader("collect", lesson)
 
 
 def autograde(args: list[str]) -> None:
+    """Grade the submissions of one lesson (all students, or --student ID)."""
     if not args:
         sys.exit("usage: python3 course.py autograde LESSON [--student ID]")
     _nbgrader("autograde", _lessons(args[:1])[0], "--force", *args[1:])
 
 
 def export(args: list[str]) -> None:
+    """Write every grade of every student to a CSV file."""
     _nbgrader("export", "--to", _from_caller(args[0]) if args else "grades.csv")
 
 
 def feedback(args: list[str]) -> None:
+    """Write HTML feedback for the graded submissions into feedback/."""
     for lesson in _lessons(args):
         _nbgrader("generate_feedback", lesson, "--force")
 

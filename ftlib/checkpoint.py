@@ -82,7 +82,8 @@ def load_checkpoint(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is not a checkpoint written by ``save_checkpoint``.
-        HeadMismatchError: the saved head has other shapes than the model's head.
+        HeadMismatchError: the saved head has other shapes or entries (a bias, say) than the
+            model's head.
         RuntimeError: the bodies do not match (PyTorch's message lists the differences).
     """
     path = Path(path)
@@ -136,22 +137,31 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
 def _check_head(
     model: nn.Module, state: dict[str, torch.Tensor], head: str | None, path: Path, saved: str
 ) -> None:
-    """Raise HeadMismatchError when the shapes that differ belong to the head."""
+    """Raise HeadMismatchError when the entries that differ (shape, or present in one only)
+    belong to the head."""
     own = model.state_dict()
-    mismatched = [n for n, t in own.items() if n in state and state[n].shape != t.shape]
-    if not mismatched:
+    differing = [n for n in own if n not in state or state[n].shape != own[n].shape]
+    differing += [n for n in state if n not in own]
+    if not differing:
         return
     try:
         heads = _head_names(model, head)
     except HeadNotFoundError:
-        return  # no head to blame: load_state_dict reports the mismatched shapes
-    for name in mismatched:
+        return  # no head to blame: load_state_dict reports the differences
+    for name in differing:
         if _in_any(name, heads):
+            if name not in own:
+                difference = f"{name} is in the checkpoint ({saved}) but not in the model"
+            elif name not in state:
+                difference = f"{name} is in the model but not in the checkpoint ({saved})"
+            else:
+                difference = (
+                    f"{name} has shape {tuple(state[name].shape)} in the checkpoint ({saved}) "
+                    f"but {tuple(own[name].shape)} in the model"
+                )
             raise HeadMismatchError(
-                f"the head in {path} does not fit {type(model).__name__}: {name} has shape "
-                f"{tuple(state[name].shape)} in the checkpoint ({saved}) but "
-                f"{tuple(own[name].shape)} in the model. To reuse the body under the model's "
-                "own head, pass body_only=True"
+                f"the head in {path} does not fit {type(model).__name__}: {difference}. To "
+                "reuse the body under the model's own head, pass body_only=True"
             )
 
 

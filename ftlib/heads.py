@@ -22,20 +22,21 @@ def find_head(model: nn.Module) -> str:
 
     Returns:
         The name of the last ``nn.Linear`` or 1x1 ``nn.Conv2d`` in registration order that is
-        not inside an auxiliary head.
+        not inside a submodule whose name mentions "aux" (unless every such layer is).
 
     Raises:
         HeadNotFoundError: the model has no such layer; the message lists the layers with
             parameters that could be named with ``head="..."``.
     """
-    aux = find_aux_heads(model)
-    candidates = [name for name in _head_like(model) if not _inside_aux(name, aux)]
-    if not candidates:
+    layers = _head_like(model)
+    if not layers:
         raise HeadNotFoundError(
             f"no classifier head (nn.Linear or 1x1 nn.Conv2d) found in {type(model).__name__}; "
             f"{_candidates_hint(model)}"
         )
-    return candidates[-1]
+    roots = _aux_roots(model)
+    outside = [name for name in layers if not _inside_aux(name, roots)]
+    return (outside or layers)[-1]
 
 
 def find_aux_heads(model: nn.Module) -> list[str]:
@@ -46,14 +47,29 @@ def find_aux_heads(model: nn.Module) -> list[str]:
 
     Returns:
         For each outermost submodule whose name contains "aux" (any case), the last head-like
-        layer inside it, e.g. ``["aux1.fc2", "aux2.fc2"]`` or ``["AuxLogits.fc"]``.
+        layer inside it, e.g. ``["aux1.fc2", "aux2.fc2"]`` or ``["AuxLogits.fc"]``, provided it
+        has as many outputs as the main head: a block merely named "aux" is not a classifier.
     """
+    main = find_head(model)
+    classes = _outputs(model.get_submodule(main))
     heads = []
     for root in _aux_roots(model):
         inside = [name for name in _head_like(model) if name.startswith(root + ".")]
-        if inside:
+        if inside and inside[-1] != main and _outputs(model.get_submodule(inside[-1])) == classes:
             heads.append(inside[-1])
     return heads
+
+
+def all_heads(model: nn.Module) -> list[nn.Module]:
+    """The classifier head and the auxiliary heads of ``model``, as modules.
+
+    Why: after ``swap_head`` all of them are new and random, so all of them belong in the
+    optimizer's fast "head" group (``ftlib.optim.param_groups``) and train in state 2.
+
+    Raises:
+        HeadNotFoundError: the model has no head.
+    """
+    return [model.get_submodule(name) for name in (find_head(model), *find_aux_heads(model))]
 
 
 def swap_head(model: nn.Module, num_classes: int, *, head: str | None = None) -> nn.Module:
@@ -86,11 +102,11 @@ def swap_head(model: nn.Module, num_classes: int, *, head: str | None = None) ->
             f"head={name!r} is {found} in {type(model).__name__}, not an nn.Linear or "
             f"nn.Conv2d; {_candidates_hint(model)}"
         )
+    aux_heads = [aux for aux in find_aux_heads(model) if aux != name]
     new = _fresh_like(old, num_classes)
     _replace(model, name, new)
-    for aux in find_aux_heads(model):
-        if aux != name:
-            _replace(model, aux, _fresh_like(model.get_submodule(aux), num_classes))
+    for aux in aux_heads:
+        _replace(model, aux, _fresh_like(model.get_submodule(aux), num_classes))
     return new
 
 
@@ -98,6 +114,10 @@ def _is_head_like(module: nn.Module) -> bool:
     if isinstance(module, nn.Linear):
         return True
     return isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
+
+
+def _outputs(layer: nn.Module) -> int:
+    return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
 
 
 def _head_like(model: nn.Module) -> list[str]:

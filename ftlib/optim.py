@@ -12,13 +12,15 @@ from typing import Any
 
 from torch import nn
 
+from ftlib.heads import all_heads
+
 HEAD_LR_MULT = 10.0
 """How much faster the new head learns than the pretrained body (a common default)."""
 
 
 def param_groups(
     model: nn.Module,
-    head: nn.Module | Sequence[nn.Module],
+    head: nn.Module | Sequence[nn.Module] | None = None,
     *,
     lr: float,
     head_lr_mult: float = HEAD_LR_MULT,
@@ -33,10 +35,13 @@ def param_groups(
     Args:
         model: the model being fine-tuned.
         head: the head module(s) inside ``model`` (e.g. what ``swap_head`` returned). Their
-            parameters are recognised by identity, not by name.
+            parameters are recognised by identity, not by name. None takes the classifier head
+            and any auxiliary heads (``ftlib.heads.all_heads``).
         lr: learning rate of the body.
         head_lr_mult: the head learns at ``lr * head_lr_mult``.
-        weight_decay: applied to parameters with two or more dimensions only.
+        weight_decay: applied to weights only: not to biases, not to the parameters of
+            normalisation layers (batch, layer, group, instance norm), not to any other
+            one-dimensional parameter.
 
     Returns:
         Up to four groups, named ``"body"``, ``"body_no_decay"``, ``"head"``,
@@ -46,7 +51,10 @@ def param_groups(
     Raises:
         ValueError: a head module is not part of ``model``, or nothing in ``model`` trains.
     """
-    heads = [head] if isinstance(head, nn.Module) else list(head)
+    if head is None:
+        heads = all_heads(model)
+    else:
+        heads = [head] if isinstance(head, nn.Module) else list(head)
     submodules = {id(module) for module in model.modules()}
     for module in heads:
         if id(module) not in submodules:
@@ -55,12 +63,13 @@ def param_groups(
                 "pass the module that is inside the model (swap_head returns it)"
             )
     head_ids = {id(p) for module in heads for p in module.parameters()}
+    no_decay_ids = _no_decay_ids(model)
     groups: dict[str, dict[str, Any]] = {}
     for parameter in model.parameters():
         if not parameter.requires_grad:
             continue
         in_head = id(parameter) in head_ids
-        decays = parameter.ndim > 1
+        decays = id(parameter) not in no_decay_ids
         name = ("head" if in_head else "body") + ("" if decays else "_no_decay")
         group = groups.setdefault(
             name,
@@ -79,3 +88,22 @@ def param_groups(
         )
     order = ["body", "body_no_decay", "head", "head_no_decay"]
     return [groups[name] for name in order if name in groups]
+
+
+_NORMALISATION = (
+    nn.modules.batchnorm._NormBase,  # BatchNorm*d, InstanceNorm*d
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.RMSNorm,
+)
+
+
+def _no_decay_ids(model: nn.Module) -> set[int]:
+    """Biases, the parameters of normalisation layers, and every other 1-d parameter."""
+    ids = set()
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if isinstance(module, _NORMALISATION) or name == "bias" or parameter.ndim <= 1:
+                ids.add(id(parameter))
+    return ids

@@ -88,14 +88,15 @@ def plot_grad_norms(
     Returns:
         The axes: layer index (1 = first layer) on x, norm on a log y scale. A single series
         labels the ticks with the layer names (up to 20 layers). Zero norms cannot be drawn on a
-        log scale and are left out.
+        log scale and are left out, as a gap in the line.
     """
     ax = _new_axes(ax)
     nested = all(isinstance(value, Mapping) for value in norms.values())
     series = norms if nested else {"": norms}
     for label, layer_norms in series.items():
         depth = np.arange(1, len(layer_norms) + 1)
-        ax.plot(depth, list(layer_norms.values()), marker="o", label=label)
+        values = np.asarray(list(layer_norms.values()), dtype=float)
+        ax.plot(depth, np.where(values > 0, values, np.nan), marker="o", label=label)
     ax.set_yscale("log")
     ax.set(title=title, xlabel="layer (1 = input side)", ylabel="gradient L2 norm (log scale)")
     if nested:

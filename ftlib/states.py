@@ -12,7 +12,7 @@ from torch import nn
 
 from ftlib._choice import Choice
 from ftlib.freezing import freeze, freeze_to, top_level_blocks, unfreeze
-from ftlib.heads import find_head, swap_head
+from ftlib.heads import find_aux_heads, find_head, swap_head
 
 
 class State(Choice):
@@ -43,6 +43,10 @@ def prepare(
             outputs; None keeps the current head. Must be None for PREDICT.
         freeze_first: for FULL, how many top-level blocks stay frozen (see ``freeze_to``).
         head: the head's name when ``find_head`` picks the wrong layer.
+
+    In state HEAD the new head, and any auxiliary heads, are the only parameters that train;
+    frozen batch-norm layers keep their statistics and dropout in the frozen body is off (see
+    ``ftlib.freezing.freeze``), so the body is a fixed function whose features can be cached.
 
     Returns:
         The head module (the new one if it was replaced).
@@ -76,7 +80,8 @@ def prepare(
         model.eval()
     elif state is State.HEAD:
         freeze(model)
-        unfreeze(model, new_head)
+        # Auxiliary heads (GoogLeNet, Inception v3) are new too, and their loss counts in training.
+        unfreeze(model, [new_head, *(model.get_submodule(aux) for aux in find_aux_heads(model))])
         model.train()
     else:
         freeze_to(model, freeze_first)

@@ -129,7 +129,9 @@ def recommend(images_per_class: int, similar: bool, *, num_blocks: int | None = 
         similar: whether the new images resemble the pretraining data.
         num_blocks: the model's number of top-level blocks, head included
             (``len(ftlib.freezing.top_level_blocks(model))``). Only used for small + different,
-            to pick how many to freeze; None leaves that to a sweep (``freeze_first=None``).
+            to pick how many to freeze: about 40%, leaving at least one body block to train.
+            None, or a model whose body is a single block (VGG's ``features``), leaves the
+            choice to a sweep (``freeze_first=None``).
 
     Returns:
         A ``Plan``.
@@ -164,12 +166,7 @@ def recommend(images_per_class: int, similar: bool, *, num_blocks: int | None = 
             ),
         )
     if quadrant is Quadrant.SMALL_DIFFERENT:
-        freeze_first = None if num_blocks is None else round(PARTIAL_FREEZE_FRACTION * num_blocks)
-        how_many = (
-            "how many by a sweep on validation data"
-            if freeze_first is None
-            else f"here {freeze_first} of {num_blocks}"
-        )
+        freeze_first, how_many = _partial_freeze(num_blocks)
         return Plan(
             quadrant=quadrant,
             state=State.FULL,
@@ -223,3 +220,17 @@ def recommend(images_per_class: int, similar: bool, *, num_blocks: int | None = 
             "as the alternative to measure; lesson 6 measures both."
         ),
     )
+
+
+def _partial_freeze(num_blocks: int | None) -> tuple[int | None, str]:
+    """How many top-level blocks to freeze for small, different data, and how to say so."""
+    if num_blocks is None:
+        return None, "how many by a sweep on validation data"
+    if num_blocks < 3:
+        return None, (
+            f"this model has {num_blocks} top-level blocks, head included, so its body is one "
+            "block that freeze_first cannot split: freeze its first layers by name with "
+            "ftlib.freezing.freeze, and sweep how many on validation data"
+        )
+    freeze_first = min(max(round(PARTIAL_FREEZE_FRACTION * num_blocks), 1), num_blocks - 2)
+    return freeze_first, f"here {freeze_first} of {num_blocks}"

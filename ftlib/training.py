@@ -22,6 +22,10 @@ from ftlib.metrics import topk_correct
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+AUX_LOSS_WEIGHT = 0.3
+"""Weight of each auxiliary head's loss (GoogLeNet, Inception v3) in training, as in GoogLeNet's
+paper (Szegedy et al. 2015). Accuracies are always those of the main head."""
+
 
 @dataclass
 class History:
@@ -293,8 +297,10 @@ def _run_epoch(
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         inputs, targets = to_device(_inputs_and_targets(batch), device)
         with autocast(device, enabled=amp):
-            logits = model(inputs)
+            logits, aux_logits = _split_outputs(model(inputs))
             loss = loss_fn(logits, targets)
+            for aux in aux_logits:
+                loss = loss + AUX_LOSS_WEIGHT * loss_fn(aux, targets)
         if step is not None:
             step(loss)
         loss_sum += loss.detach().float() * len(targets)
@@ -304,6 +310,24 @@ def _run_epoch(
     if seen == 0:
         raise ValueError(_EMPTY_LOADER)
     return {"loss": loss_sum.item() / seen, **{f"top{k}": hits[k].item() / seen for k in topk}}
+
+
+def _split_outputs(outputs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(main logits, auxiliary logits) of a forward pass.
+
+    GoogLeNet and Inception v3 return a named tuple with ``logits`` and auxiliary logits in train
+    mode (``GoogLeNetOutputs``, ``InceptionOutputs``) and plain logits in eval mode.
+    """
+    if isinstance(outputs, torch.Tensor):
+        return outputs, []
+    fields = getattr(outputs, "_asdict", lambda: {})()
+    if isinstance(fields.get("logits"), torch.Tensor):
+        aux = [value for key, value in fields.items() if key != "logits" and value is not None]
+        return fields["logits"], aux
+    raise ValueError(
+        f"the model returned {_describe(outputs)}, not a tensor of logits (or a named tuple "
+        "with a 'logits' field, as GoogLeNet and Inception v3 return in train mode)"
+    )
 
 
 def _inputs_and_targets(batch: Any) -> tuple[Any, torch.Tensor]:

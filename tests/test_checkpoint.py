@@ -62,6 +62,15 @@ def test_head_mismatch_names_both_shapes_and_suggests_body_only(tmp_path):
     assert isinstance(caught.value, ValueError)
 
 
+def test_a_head_without_the_saved_bias_is_a_head_mismatch_too(tmp_path):
+    path = save_checkpoint(trained_net(), tmp_path / "with_bias.pt")
+    model = TinyNet()
+    model.fc = nn.Linear(4, 4, bias=False)
+    with pytest.raises(HeadMismatchError, match=r"fc\.bias is in the checkpoint .* body_only=True"):
+        load_checkpoint(model, path)
+    load_checkpoint(model, path, body_only=True)
+
+
 def test_body_only_loads_the_body_and_leaves_the_head_untouched(tmp_path):
     source = trained_net(num_classes=10)
     path = save_checkpoint(source, tmp_path / "ten.pt")

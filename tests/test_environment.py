@@ -1,5 +1,6 @@
 """The conda environment and pyproject.toml must name the same packages and versions."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -33,6 +34,17 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
 
 def test_environment_yml_installs_ftlib_itself():
     assert "-e ." in (ROOT / "environment.yml").read_text()
+
+
+def _lower_bound_minor(package: str) -> int:
+    """The minor version in `package>=X.Y,...` of pyproject's dependencies."""
+    (requirement,) = [r for r in _pyproject_requirements() if re.match(rf"{package}\s*[<>=]", r)]
+    return int(re.search(r">=\s*\d+\.(\d+)", requirement).group(1))
+
+
+def test_pyproject_pins_torch_and_torchvision_releases_made_for_each_other():
+    # torchvision 0.N pairs with torch 2.(N - 15), e.g. 0.29 with 2.14.
+    assert _lower_bound_minor("torchvision") - 15 == _lower_bound_minor("torch")
 
 
 def test_torch_and_torchvision_come_as_a_matched_pair():

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 from torchvision.models import regnet
 
-from ftlib.heads import HeadNotFoundError, find_aux_heads, find_head, swap_head
+from ftlib.heads import HeadNotFoundError, all_heads, find_aux_heads, find_head, swap_head
 
 ALL_MODELS = torchvision.models.list_models(module=torchvision.models)
 
@@ -96,6 +96,29 @@ def test_auxiliary_heads_predict_the_new_classes_in_train_mode(name):
         outputs = model.train()(torch.empty(2, 3, 299, 299))
     assert [tuple(out.shape) for out in outputs] == [(2, 3)] * len(outputs)
     assert len(outputs) == 1 + len(AUX_HEADS[name])
+
+
+def test_all_heads_are_the_main_head_then_the_auxiliary_ones():
+    with torch.device("meta"):
+        model = build("googlenet")
+    assert [id(m) for m in all_heads(model)] == [
+        id(model.fc),
+        id(model.aux1.fc2),
+        id(model.aux2.fc2),
+    ]
+
+
+def test_a_body_block_named_aux_is_not_an_auxiliary_head():
+    model = nn.Sequential(
+        OrderedDict(
+            aux_block=nn.Sequential(nn.Linear(8, 8), nn.ReLU()),
+            fc=nn.Linear(8, 2),
+        )
+    )
+    assert find_head(model) == "fc" and find_aux_heads(model) == []
+    swap_head(model, 3)
+    assert model.aux_block[0].out_features == 8
+    assert model(torch.randn(4, 8)).shape == (4, 3)
 
 
 def test_plain_sequential_ending_in_linear():

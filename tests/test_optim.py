@@ -4,6 +4,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from ftlib.freezing import freeze
@@ -92,3 +93,21 @@ def test_fully_frozen_model_raises():
     freeze(model)
     with pytest.raises(ValueError, match="frozen.*unfreeze"):
         param_groups(model, model.out, lr=1e-3)
+
+
+def test_normalisation_parameters_of_any_shape_get_no_weight_decay():
+    model = nn.Sequential(nn.Flatten(0), nn.Unflatten(0, (4, 5)), nn.LayerNorm([4, 5]))
+    model.append(nn.Flatten(0)).append(nn.Linear(20, 3))
+    groups = {g["name"]: ids(g["params"]) for g in param_groups(model, model[4], lr=0.1)}
+    assert model[2].weight.ndim == 2
+    assert ids([model[2].weight, model[2].bias]) <= groups["body_no_decay"]
+    assert "body" not in groups
+
+
+def test_without_a_head_argument_the_classifier_and_auxiliary_heads_learn_fastest():
+    with torch.device("meta"):
+        model = torchvision.models.googlenet(weights=None, init_weights=False)
+    groups = {g["name"]: ids(g["params"]) for g in param_groups(model, lr=0.01)}
+    heads = [model.fc, model.aux1.fc2, model.aux2.fc2]
+    assert groups["head"] == ids(head.weight for head in heads)
+    assert groups["head_no_decay"] == ids(head.bias for head in heads)

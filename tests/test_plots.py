@@ -89,3 +89,9 @@ def test_plot_strategy_comparison_draws_mean_bars_with_std_error_bars():
 def test_plot_strategy_comparison_rejects_a_setting_without_values():
     with pytest.raises(ValueError, match="'full'.*'small'"):
         plot_strategy_comparison({"full": {"small": []}})
+
+
+def test_plot_grad_norms_leaves_a_gap_where_a_norm_is_zero():
+    ax = plot_grad_norms({"layer1": 1e-3, "layer2": 0.0, "layer3": 1.0})
+    y = ax.get_lines()[0].get_ydata()
+    assert y[0] == 1e-3 and np.isnan(y[1]) and y[2] == 1.0

@@ -130,3 +130,10 @@ def test_states_on_resnet18(state, freeze_first, trainable_blocks, training):
     changed = stats_change_in_a_forward_pass(model, images(3, 32))
     assert changed[0] == (state == "full" and freeze_first == 0)  # bn1, in the stem
     assert changed[-1] == (state == "full"), "batch norm in layer4"
+
+
+def test_head_state_on_inception_v3_trains_the_new_main_and_auxiliary_heads():
+    with torch.device("meta"):
+        model = torchvision.models.inception_v3(weights=None, init_weights=False)
+    prepare(model, "head", num_classes=4)
+    assert trainable(model) == ["AuxLogits.fc.weight", "AuxLogits.fc.bias", "fc.weight", "fc.bias"]

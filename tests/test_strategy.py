@@ -19,7 +19,7 @@ def test_small_similar_trains_only_a_new_head_on_frozen_features():
     assert "frozen" in plan.reason
 
 
-@pytest.mark.parametrize(("num_blocks", "frozen"), [(2, 1), (3, 1), (4, 2), (6, 2), (8, 3)])
+@pytest.mark.parametrize(("num_blocks", "frozen"), [(3, 1), (4, 2), (6, 2), (8, 3)])
 def test_small_different_freezes_a_third_to_a_half_of_the_blocks(num_blocks, frozen):
     plan = recommend(200, False, num_blocks=num_blocks)
     assert plan.quadrant is Quadrant.SMALL_DIFFERENT
@@ -27,6 +27,19 @@ def test_small_different_freezes_a_third_to_a_half_of_the_blocks(num_blocks, fro
     assert plan.freeze_first == frozen
     assert num_blocks / 3 <= frozen <= num_blocks / 2
     assert f"{frozen} of {num_blocks}" in plan.reason
+
+
+@pytest.mark.parametrize("num_blocks", range(3, 21))
+def test_small_different_freezes_at_least_one_block_and_trains_at_least_one(num_blocks):
+    frozen = recommend(200, False, num_blocks=num_blocks).freeze_first
+    assert 1 <= frozen <= num_blocks - 2  # the last block is the head
+
+
+@pytest.mark.parametrize("num_blocks", [1, 2])
+def test_small_different_with_a_one_block_body_says_to_freeze_layers_by_name(num_blocks):
+    plan = recommend(200, False, num_blocks=num_blocks)  # e.g. VGG: features, classifier
+    assert plan.state is State.FULL and plan.freeze_first is None
+    assert "freeze its first layers by name" in plan.reason and "sweep" in plan.reason
 
 
 def test_small_different_without_block_count_leaves_k_to_a_sweep():

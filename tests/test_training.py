@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ftlib.heads import all_heads
 from ftlib.seeding import seed_everything
+from ftlib.states import prepare
 from ftlib.training import History, evaluate, fit, predict
 
 KEYS = ["epoch", "train_loss", "train_top1", "train_top5"]
@@ -216,3 +219,27 @@ def test_seed_everything_returns_a_generator_seeded_with_the_seed():
 def test_seed_everything_rejects_seeds_numpy_cannot_take(seed, error):
     with pytest.raises(error, match="seed must be"):
         seed_everything(seed)
+
+
+def test_googlenet_trains_its_new_main_and_auxiliary_heads_and_nothing_else():
+    torch.manual_seed(0)
+    model = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    prepare(model, "head", num_classes=3)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    images = TensorDataset(torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2]))
+    history = fit(
+        model, DataLoader(images, batch_size=3), epochs=1, device="cpu", topk=(1,), progress=False
+    )
+    heads = {id(p) for head in all_heads(model) for p in head.parameters()}
+    changed = {id(p) for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == heads and len(heads) == 6
+    assert history.last["train_loss"] > 0
+
+
+def test_a_model_that_returns_neither_logits_nor_named_logits_is_refused():
+    class Dict(nn.Module):
+        def forward(self, x):
+            return {"scores": x}
+
+    with pytest.raises(ValueError, match="returned a dict, not a tensor of logits"):
+        evaluate(Dict(), loader(blobs()), device="cpu", progress=False)

@@ -72,9 +72,12 @@ def test_missing_weights_say_where_to_put_the_file_and_where_to_get_it(hub):
 
 
 def test_a_failed_download_says_where_to_put_the_file(hub, monkeypatch):
-    # A proxy on a closed local port makes the download fail at once, as it does offline.
-    for variable in ("https_proxy", "HTTPS_PROXY"):
+    # A proxy on a closed local port makes the download fail at once, as it does offline; with
+    # no host exempt from the proxy, nothing can reach the network.
+    for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    for variable in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
     with pytest.raises(WeightsNotFoundError) as caught:
         pretrained_torchvision("resnet18", allow_download=True)
     assert str(hub / "resnet18-f37072fd.pth") in str(caught.value)
