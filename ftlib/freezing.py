@@ -36,6 +36,10 @@ class BatchNormPolicy(Choice):
     running statistics stay those of pretraining and the frozen part computes exactly what it
     computed before. TRAIN ("train", PyTorch's behaviour): running statistics keep updating to
     the new data although the affine weights are frozen.
+
+    The hold is a forward pre-hook, so it works with any training loop; between
+    ``model.train()`` and the next forward pass a held layer's ``training`` flag reads True, but
+    every forward pass runs it in eval mode.
     """
 
     EVAL = "eval"
