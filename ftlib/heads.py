@@ -52,9 +52,10 @@ def find_aux_heads(model: nn.Module) -> list[str]:
     """
     main = find_head(model)
     classes = _outputs(model.get_submodule(main))
+    layers = _head_like(model)
     heads = []
     for root in _aux_roots(model):
-        inside = [name for name in _head_like(model) if name.startswith(root + ".")]
+        inside = [name for name in layers if name.startswith(root + ".")]
         if inside and inside[-1] != main and _outputs(model.get_submodule(inside[-1])) == classes:
             heads.append(inside[-1])
     return heads
