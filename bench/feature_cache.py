@@ -24,10 +24,10 @@ import torchvision
 from machine import describe_machine
 from torch.utils.data import DataLoader, TensorDataset
 
-from ftlib.caching import fit_head_cached
 from ftlib.seeding import seed_everything
-from ftlib.states import prepare
+from ftlib.surgery.states import prepare
 from ftlib.training import History, fit
+from ftlib.training.caching import fit_head_cached
 
 RESULTS = Path(__file__).parent / "results" / "feature_cache.json"
 NUM_CLASSES = 10

@@ -1,66 +1,97 @@
 """ftlib: fine-tuning pretrained PyTorch models, from the first scalar example to a GPU project.
 
-The names below are the ones a project needs most; each lives in a module of its own
-(``ftlib.freezing``, ``ftlib.heads``, ...). ``ftlib.data``, ``ftlib.diagnostics`` and
-``ftlib.plots`` are imported on their own.
+The names below are the ones a project needs most. Each lives in a module of its own, grouped by
+what it is for: ``ftlib.surgery`` (freezing, heads, the three states), ``ftlib.training`` (the
+loop, parameter groups, cached features, checkpoints), ``ftlib.models``, ``ftlib.data``,
+``ftlib.analysis`` (diagnostics, plots), and the flat modules ``ftlib.device``,
+``ftlib.seeding``, ``ftlib.metrics``, ``ftlib.stats`` and ``ftlib.strategy``.
+
+``import ftlib`` imports nothing heavy: each name is imported from its module on first use, so
+a kernel or a script pays only for what it touches.
 """
 
-from ftlib.caching import extract_features, fit_head_cached
-from ftlib.checkpoint import (
-    HeadMismatchError,
-    checkpoint_extra,
-    load_checkpoint,
-    save_checkpoint,
-)
-from ftlib.device import autocast, best_device, to_device
-from ftlib.freezing import (
-    BatchNormPolicy,
-    freeze,
-    freeze_to,
-    parameter_summary,
-    top_level_blocks,
-    unfreeze,
-)
-from ftlib.heads import HeadNotFoundError, find_head, swap_head
-from ftlib.metrics import topk_accuracy
-from ftlib.models import SmallCNN, load_pretrained
-from ftlib.optim import param_groups
-from ftlib.seeding import seed_everything
-from ftlib.states import State, prepare
-from ftlib.strategy import Plan, Quadrant, recommend
-from ftlib.training import History, evaluate, fit, predict
+from __future__ import annotations
 
-__all__ = [
-    "BatchNormPolicy",
-    "HeadMismatchError",
-    "HeadNotFoundError",
-    "History",
-    "Plan",
-    "Quadrant",
-    "SmallCNN",
-    "State",
-    "autocast",
-    "best_device",
-    "checkpoint_extra",
-    "evaluate",
-    "extract_features",
-    "find_head",
-    "fit",
-    "fit_head_cached",
-    "freeze",
-    "freeze_to",
-    "load_checkpoint",
-    "load_pretrained",
-    "param_groups",
-    "parameter_summary",
-    "predict",
-    "prepare",
-    "recommend",
-    "save_checkpoint",
-    "seed_everything",
-    "swap_head",
-    "to_device",
-    "top_level_blocks",
-    "topk_accuracy",
-    "unfreeze",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "autocast": "ftlib.device",
+    "best_device": "ftlib.device",
+    "to_device": "ftlib.device",
+    "seed_everything": "ftlib.seeding",
+    "topk_accuracy": "ftlib.metrics",
+    "PairedComparison": "ftlib.stats",
+    "compare_paired": "ftlib.stats",
+    "Plan": "ftlib.strategy",
+    "Quadrant": "ftlib.strategy",
+    "recommend": "ftlib.strategy",
+    "BatchNormPolicy": "ftlib.surgery.freezing",
+    "freeze": "ftlib.surgery.freezing",
+    "freeze_to": "ftlib.surgery.freezing",
+    "parameter_summary": "ftlib.surgery.freezing",
+    "top_level_blocks": "ftlib.surgery.freezing",
+    "unfreeze": "ftlib.surgery.freezing",
+    "HeadNotFoundError": "ftlib.surgery.heads",
+    "find_head": "ftlib.surgery.heads",
+    "swap_head": "ftlib.surgery.heads",
+    "State": "ftlib.surgery.states",
+    "prepare": "ftlib.surgery.states",
+    "History": "ftlib.training.loop",
+    "evaluate": "ftlib.training.loop",
+    "fit": "ftlib.training.loop",
+    "predict": "ftlib.training.loop",
+    "param_groups": "ftlib.training.optim",
+    "extract_features": "ftlib.training.caching",
+    "fit_head_cached": "ftlib.training.caching",
+    "HeadMismatchError": "ftlib.training.checkpoint",
+    "checkpoint_extra": "ftlib.training.checkpoint",
+    "load_checkpoint": "ftlib.training.checkpoint",
+    "save_checkpoint": "ftlib.training.checkpoint",
+    "SmallCNN": "ftlib.models.small_cnn",
+    "load_pretrained": "ftlib.models.small_cnn",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module the first time it is used (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ftlib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from ftlib.device import autocast, best_device, to_device
+    from ftlib.metrics import topk_accuracy
+    from ftlib.models.small_cnn import SmallCNN, load_pretrained
+    from ftlib.seeding import seed_everything
+    from ftlib.stats import PairedComparison, compare_paired
+    from ftlib.strategy import Plan, Quadrant, recommend
+    from ftlib.surgery.freezing import (
+        BatchNormPolicy,
+        freeze,
+        freeze_to,
+        parameter_summary,
+        top_level_blocks,
+        unfreeze,
+    )
+    from ftlib.surgery.heads import HeadNotFoundError, find_head, swap_head
+    from ftlib.surgery.states import State, prepare
+    from ftlib.training.caching import extract_features, fit_head_cached
+    from ftlib.training.checkpoint import (
+        HeadMismatchError,
+        checkpoint_extra,
+        load_checkpoint,
+        save_checkpoint,
+    )
+    from ftlib.training.loop import History, evaluate, fit, predict
+    from ftlib.training.optim import param_groups

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from numbers import Integral
 
 from ftlib._choice import Choice
-from ftlib.optim import HEAD_LR_MULT
-from ftlib.states import State
+from ftlib.surgery.states import State
+from ftlib.training.optim import HEAD_LR_MULT
 
 SMALL_DATASET_THRESHOLD = 1000
 """Images per class; a dataset with fewer per class is small."""
@@ -94,7 +94,7 @@ class Plan:
 
     Attributes:
         quadrant: where the dataset sits.
-        state: the ``ftlib.states.State`` to ``prepare`` the model in.
+        state: the ``ftlib.surgery.states.State`` to ``prepare`` the model in.
         freeze_first: top-level blocks to keep frozen in state FULL (``prepare(...,
             freeze_first=...)``); 0 in state HEAD, which freezes the whole body anyway; None
             means "choose k by a sweep on validation data".
@@ -114,7 +114,7 @@ class Plan:
 _FINE_TUNE_LR = (
     f"fine-tune the body at about 1/{FINE_TUNE_LR_DIVISOR} of the learning rate you would use "
     f"from scratch and the new head at {HEAD_LR_MULT:g}x the body's "
-    "(ftlib.optim.param_groups)"
+    "(ftlib.param_groups)"
 )
 
 
@@ -128,7 +128,7 @@ def recommend(images_per_class: int, similar: bool, *, num_blocks: int | None = 
         images_per_class: labelled images per class (fewer than 1000: small).
         similar: whether the new images resemble the pretraining data.
         num_blocks: the model's number of top-level blocks, head included
-            (``len(ftlib.freezing.top_level_blocks(model))``). Only used for small + different,
+            (``len(ftlib.top_level_blocks(model))``). Only used for small + different,
             to pick how many to freeze: about 40%, leaving at least one body block to train.
             None, or a model whose body is a single block (VGG's ``features``), leaves the
             choice to a sweep (``freeze_first=None``).
@@ -230,7 +230,7 @@ def _partial_freeze(num_blocks: int | None) -> tuple[int | None, str]:
         return None, (
             f"this model has {num_blocks} top-level blocks, head included, so its body is one "
             "block that freeze_first cannot split: freeze its first layers by name with "
-            "ftlib.freezing.freeze, and sweep how many on validation data"
+            "ftlib.freeze, and sweep how many on validation data"
         )
     freeze_first = min(max(round(PARTIAL_FREEZE_FRACTION * num_blocks), 1), num_blocks - 2)
     return freeze_first, f"here {freeze_first} of {num_blocks}"

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ftlib.caching import extract_features, fit_head_cached
-from ftlib.freezing import freeze
 from ftlib.seeding import seed_everything
+from ftlib.surgery.freezing import freeze
 from ftlib.training import evaluate, fit
+from ftlib.training.caching import extract_features, fit_head_cached
 
 
 class BNNet(nn.Module):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from ftlib.checkpoint import (
+from ftlib.training.checkpoint import (
     HeadMismatchError,
     checkpoint_extra,
     load_checkpoint,

@@ -6,6 +6,7 @@ and say which test failed and why.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import subprocess
 import sys
@@ -88,6 +89,10 @@ def test_instructor_commands_grade_a_class_from_the_command_line(tmp_path: Path)
     stamp = venv / ".ftlib-installed"
     if not stamp.is_file():
         pytest.skip("needs the .venv that `python3 course.py` creates")
+    # The copied course.py would reinstall ftlib from the temporary folder (which has no ftlib)
+    # into this very environment if the stamp did not match pyproject.toml.
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    assert stamp.read_text() == digest, "the .venv is older than pyproject.toml: run setup"
     course_root = tmp_path / "course"
     lesson = "00_probe"
     (course_root / "solutions" / lesson).mkdir(parents=True)

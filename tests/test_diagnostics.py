@@ -1,4 +1,4 @@
-"""Specification of ftlib.diagnostics, checked against PyTorch and the reference numbers.
+"""Specification of ftlib.analysis.diagnostics, checked against PyTorch and the reference numbers.
 
 The initialisation ratios follow /work/shared/reference/science.md: bias-free MLPs of width 256,
 a batch of 128 N(0, 1) inputs, seeds 0-4, loss = sum(output * c) with c a fixed N(0, 1) tensor
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ftlib.diagnostics import (
+from ftlib.analysis.diagnostics import (
     activation_grad_norms,
     activation_stats,
     deep_mlp,

@@ -1,4 +1,4 @@
-"""ftlib.freezing: which parameters learn, and frozen batch norm that really stays frozen."""
+"""ftlib.surgery.freezing: which parameters learn; frozen batch norm that really stays frozen."""
 
 import copy
 from collections import OrderedDict
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ftlib.freezing import (
+from ftlib.surgery.freezing import (
     BatchNormPolicy,
     freeze,
     freeze_to,

@@ -1,4 +1,4 @@
-"""ftlib.heads: find and replace the classifier of every torchvision model and of custom ones."""
+"""ftlib.surgery.heads: find and replace the classifier of every torchvision model and others."""
 
 import warnings
 from collections import OrderedDict
@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 from torchvision.models import regnet
 
-from ftlib.heads import HeadNotFoundError, all_heads, find_aux_heads, find_head, swap_head
+from ftlib.surgery.heads import HeadNotFoundError, all_heads, find_aux_heads, find_head, swap_head
 
 ALL_MODELS = torchvision.models.list_models(module=torchvision.models)
 

@@ -1,4 +1,4 @@
-"""Specifications of ftlib.models (SmallCNN, shipped checkpoints) and ftlib.pretrain."""
+"""Specifications of ftlib.models (SmallCNN, shipped checkpoints) and ftlib.models.pretrain."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ftlib.models import PRETRAINED, SmallCNN, load_pretrained, read_checkpoint
-from ftlib.pretrain import CONFIGS, pretrain, save_pretrained, source_data
+from ftlib.models.pretrain import CONFIGS, pretrain, save_pretrained, source_data
 from ftlib.training import evaluate
 
 

@@ -1,4 +1,4 @@
-"""ftlib.optim: parameter groups with a faster head, no decay on biases and norms, no frozen."""
+"""ftlib.training.optim: groups with a faster head, no decay on biases and norms, no frozen."""
 
 from collections import OrderedDict
 
@@ -7,8 +7,8 @@ import torch
 import torchvision
 from torch import nn
 
-from ftlib.freezing import freeze
-from ftlib.optim import HEAD_LR_MULT, param_groups
+from ftlib.surgery.freezing import freeze
+from ftlib.training.optim import HEAD_LR_MULT, param_groups
 
 
 def tricky_net() -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""Specifications of ftlib.plots: what each figure draws, checked on its matplotlib artists."""
+"""ftlib.analysis.plots: what each figure draws, checked on its matplotlib artists."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from ftlib.plots import plot_grad_norms, plot_history, plot_strategy_comparison  # noqa: E402
+from ftlib.analysis.plots import plot_grad_norms, plot_history, plot_strategy_comparison  # noqa: E402
 from ftlib.training import History  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""ftlib.states: the three states (predict, train the head, train all) and partial freezing."""
+"""ftlib.surgery.states: the three states (predict, head, train all) and partial freezing."""
 
 from collections import OrderedDict
 
@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ftlib.states import State, prepare
+from ftlib.surgery.states import State, prepare
 
 
 def tiny_cnn() -> nn.Sequential:

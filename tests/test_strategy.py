@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from ftlib.states import State
 from ftlib.strategy import SMALL_DATASET_THRESHOLD, Plan, Quadrant, recommend
+from ftlib.surgery.states import State
 
 
 def test_small_similar_trains_only_a_new_head_on_frozen_features():

@@ -6,9 +6,9 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ftlib.heads import all_heads
 from ftlib.seeding import seed_everything
-from ftlib.states import prepare
+from ftlib.surgery.heads import all_heads
+from ftlib.surgery.states import prepare
 from ftlib.training import History, evaluate, fit, predict
 
 KEYS = ["epoch", "train_loss", "train_top1", "train_top5"]

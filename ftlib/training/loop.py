@@ -106,7 +106,7 @@ def fit(
     parameters with ``requires_grad=True`` are optimised.
 
     Args:
-        model: the network; moved to ``device``. Frozen batch-norm layers stay as ftlib.freezing
+        model: the network; moved to ``device``. Frozen batch-norm layers stay as ``ftlib.freeze``
             left them.
         train_loader: yields ``(inputs, targets)`` batches, targets as class indices.
         epochs: number of passes over ``train_loader``, at least 1.
@@ -143,7 +143,7 @@ def fit(
     if not trainable:
         raise ValueError(
             f"{type(model).__name__} has no trainable parameters, so fit would change nothing; "
-            "unfreeze some (ftlib.freezing.unfreeze), or use evaluate/predict for a frozen model"
+            "unfreeze some (ftlib.unfreeze), or use evaluate/predict for a frozen model"
         )
     optimizer = optimizer if optimizer is not None else torch.optim.AdamW(trainable, lr=lr)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()

@@ -2,8 +2,8 @@
 
 Each function draws on a given matplotlib `Axes` (or a new figure), gives it a title and labelled
 axes, and returns the `Axes` so a notebook can adjust it further. They take the library's own
-results: `History` objects from `ftlib.training.fit`, norm dicts from `ftlib.diagnostics`, and
-accuracies per seed from your own experiment loops.
+results: `History` objects from `ftlib.fit`, norm dicts from `ftlib.analysis.diagnostics`,
+and accuracies per seed from your own experiment loops.
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ def plot_grad_norms(
     1e-8 next to a 1 stays visible.
 
     Args:
-        norms: {layer name: norm} in forward order (e.g. `ftlib.diagnostics.activation_grad_norms`),
-            or several such dicts by label (e.g. {"sigmoid": ..., "relu": ...}) to compare.
+        norms: {layer name: norm} in forward order (e.g.
+            `ftlib.analysis.diagnostics.activation_grad_norms`), or several such dicts by label
+            (e.g. {"sigmoid": ..., "relu": ...}) to compare.
         ax: the axes to draw on; None makes a new figure.
         title: the figure title.
 

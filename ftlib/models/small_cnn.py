@@ -70,7 +70,7 @@ class PretrainedInfo:
         image_size: height and width of the input images.
         classes: names of the source task's classes, in label order.
         source_test_accuracy: top-1 accuracy on the source task's test split (fraction in [0, 1]),
-            measured by `python -m ftlib.pretrain` when it wrote the file.
+            measured by `python -m ftlib.models.pretrain` when it wrote the file.
     """
 
     name: str
@@ -125,7 +125,7 @@ def read_checkpoint(name: str) -> dict[str, Any]:
     """Read a shipped checkpoint file: {"state_dict": ..., "meta": {...}}.
 
     Why: the metadata (config, seed, measured accuracy) says how the weights were made, so a
-    learner can reproduce them with `python -m ftlib.pretrain`.
+    learner can reproduce them with `python -m ftlib.models.pretrain`.
 
     Raises:
         ValueError: for an unknown name, listing the names that exist.
@@ -136,7 +136,7 @@ def read_checkpoint(name: str) -> dict[str, Any]:
     if not asset.is_file():
         raise FileNotFoundError(
             f"checkpoint {info.filename} is missing from {asset}; regenerate it with "
-            f"`python -m ftlib.pretrain --name {name}`"
+            f"`python -m ftlib.models.pretrain --name {name}`"
         )
     with asset.open("rb") as file:
         return torch.load(file, map_location="cpu", weights_only=True)

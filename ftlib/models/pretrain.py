@@ -1,9 +1,9 @@
 """Make the pretrained checkpoints that ship in ftlib/assets/, reproducibly, on a CPU.
 
-`python -m ftlib.pretrain` trains a `SmallCNN` on each source task and writes `<name>.pt` (weights
-plus metadata: model arguments, training config, seed, measured source test accuracy). The run is
-seeded and uses deterministic algorithms, so the same machine writes the same weights every time;
-copy the accuracy it reports into `ftlib.models.PRETRAINED`.
+`python -m ftlib.models.pretrain` trains a `SmallCNN` on each source task and writes `<name>.pt`
+(weights plus metadata: model arguments, training config, seed, measured source test accuracy).
+The run is seeded and uses deterministic algorithms, so the same machine writes the same weights
+every time; copy the accuracy it reports into `ftlib.models.PRETRAINED`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ftlib.data.digits import digits_tasks
 from ftlib.data.synthetic import make_shapes
-from ftlib.models import SmallCNN, pretrained_info
+from ftlib.models.small_cnn import SmallCNN, pretrained_info
 from ftlib.seeding import seed_everything
 from ftlib.training import evaluate, fit
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def save_pretrained(model: SmallCNN, meta: dict[str, Any], directory: Path = ASS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: `python -m ftlib.pretrain [--name digits|shapes|all] [--out DIR]`."""
+    """Command line: `python -m ftlib.models.pretrain [--name digits|shapes|all] [--out DIR]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", choices=[*CONFIGS, "all"], default="all")
     parser.add_argument("--out", type=Path, default=ASSETS, help="folder to write <name>.pt to")

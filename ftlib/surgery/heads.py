@@ -65,7 +65,7 @@ def all_heads(model: nn.Module) -> list[nn.Module]:
     """The classifier head and the auxiliary heads of ``model``, as modules.
 
     Why: after ``swap_head`` all of them are new and random, so all of them belong in the
-    optimizer's fast "head" group (``ftlib.optim.param_groups``) and train in state 2.
+    optimizer's fast "head" group (``ftlib.param_groups``) and train in state 2.
 
     Raises:
         HeadNotFoundError: the model has no head.

@@ -6,7 +6,7 @@ once, records what goes into the head (a forward hook; no surgery), and trains t
 cache: the same trained head as ``fit`` on the frozen model, for a fraction of the time per epoch.
 
 The result is the same because a frozen body is a fixed function: batch-norm and dropout layers
-held in eval mode (``ftlib.freezing.freeze``'s default) and inputs without random augmentation.
+held in eval mode (``ftlib.freeze``'s default) and inputs without random augmentation.
 With augmentation each epoch sees new images, and a cache would freeze one draw of them.
 """
 
@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from ftlib.device import best_device, to_device
-from ftlib.heads import find_head
-from ftlib.training import History, _eval_mode, _inputs_and_targets, fit
+from ftlib.surgery.heads import find_head
+from ftlib.training.loop import History, _eval_mode, _inputs_and_targets, fit
 
 
 def extract_features(
@@ -44,7 +44,7 @@ def extract_features(
         loader: yields ``(inputs, targets)`` over a map-style dataset. It is read in dataset
             order, with its batch size and collate function; its shuffling and random number
             generators are left untouched.
-        head: qualified name of the head; None finds it with ``ftlib.heads.find_head``.
+        head: qualified name of the head; None finds it with ``ftlib.find_head``.
         device: where to run the body; None picks the best available.
         progress: show a progress bar.
 
@@ -78,11 +78,11 @@ def fit_head_cached(
     ``fit`` runs the body in half precision, while the features are computed in float32.)
 
     Args:
-        model: the network, body frozen (e.g. ``ftlib.states.prepare(model, "head")``). Its head
+        model: the network, body frozen (e.g. ``ftlib.prepare(model, "head")``). Its head
             module is trained in place.
         train_loader: yields ``(inputs, targets)`` from a map-style dataset, without random
             augmentation.
-        head: qualified name of the head; None finds it with ``ftlib.heads.find_head``.
+        head: qualified name of the head; None finds it with ``ftlib.find_head``.
         val_loader: when given, its features are cached too and evaluated after each epoch.
         epochs: number of passes over the cache, at least 1.
         **fit_kwargs: passed on to ``ftlib.training.fit`` (optimizer, lr, loss_fn, device, amp,
@@ -201,10 +201,10 @@ def _check_only_head_trains(model: nn.Module, head: str) -> None:
         raise ValueError(
             f"fit_head_cached trains only the head {head!r}, but {len(outside)} parameters "
             f"outside it are trainable ({shown}); freeze the body first, e.g. "
-            "ftlib.states.prepare(model, 'head'), or use fit"
+            "ftlib.prepare(model, 'head'), or use fit"
         )
     if not trainable:
         raise ValueError(
             f"the head {head!r} has no trainable parameters; unfreeze it "
-            f"(ftlib.freezing.unfreeze(model, {head!r}))"
+            f"(ftlib.unfreeze(model, {head!r}))"
         )

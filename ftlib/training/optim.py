@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from ftlib.heads import all_heads
+from ftlib.surgery.heads import all_heads
 
 HEAD_LR_MULT = 10.0
 """How much faster the new head learns than the pretrained body (a common default)."""
@@ -36,7 +36,7 @@ def param_groups(
         model: the model being fine-tuned.
         head: the head module(s) inside ``model`` (e.g. what ``swap_head`` returned). Their
             parameters are recognised by identity, not by name. None takes the classifier head
-            and any auxiliary heads (``ftlib.heads.all_heads``).
+            and any auxiliary heads (``ftlib.all_heads``).
         lr: learning rate of the body.
         head_lr_mult: the head learns at ``lr * head_lr_mult``.
         weight_decay: applied to weights only: not to biases, not to the parameters of
@@ -84,7 +84,7 @@ def param_groups(
     if not groups:
         raise ValueError(
             f"every parameter of {type(model).__name__} is frozen, so there is nothing to "
-            "optimise; unfreeze the head (ftlib.freezing.unfreeze) or prepare a training state"
+            "optimise; unfreeze the head (ftlib.unfreeze) or prepare a training state"
         )
     order = ["body", "body_no_decay", "head", "head_no_decay"]
     return [groups[name] for name in order if name in groups]

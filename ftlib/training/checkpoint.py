@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ftlib.heads import HeadNotFoundError, find_aux_heads, find_head
+from ftlib.surgery.heads import HeadNotFoundError, find_aux_heads, find_head
 
 _FORMAT = "ftlib.checkpoint/1"
 
@@ -73,7 +73,7 @@ def load_checkpoint(
         path: a file written by ``save_checkpoint``.
         body_only: load everything except the head (and auxiliary heads), leaving the model's
             own head untouched; for a model whose head was swapped for another number of classes.
-        head: qualified name of the head; None finds it with ``ftlib.heads.find_head``.
+        head: qualified name of the head; None finds it with ``ftlib.find_head``.
         map_location: where tensors are loaded before being copied into the model.
 
     Returns:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from torch import nn
 
 from ftlib._choice import Choice
-from ftlib.freezing import freeze, freeze_to, top_level_blocks, unfreeze
-from ftlib.heads import find_aux_heads, find_head, swap_head
+from ftlib.surgery.freezing import freeze, freeze_to, top_level_blocks, unfreeze
+from ftlib.surgery.heads import find_aux_heads, find_head, swap_head
 
 
 class State(Choice):
@@ -46,7 +46,7 @@ def prepare(
 
     In state HEAD the new head, and any auxiliary heads, are the only parameters that train;
     frozen batch-norm layers keep their statistics and dropout in the frozen body is off (see
-    ``ftlib.freezing.freeze``), so the body is a fixed function whose features can be cached.
+    ``ftlib.freeze``), so the body is a fixed function whose features can be cached.
 
     Returns:
         The head module (the new one if it was replaced).
