@@ -3,6 +3,13 @@
 Top-1 is plain accuracy; top-5 is the ImageNet habit that forgives near misses between similar
 classes. The training loop adds up the counts from ``topk_correct`` batch by batch, so a whole
 epoch's accuracy is exact even when the last batch is smaller.
+
+Ties count against the model. ``torch.topk`` breaks ties among equal scores in an unspecified
+order, so a model that gives every class the same score would earn whatever share of the
+samples the arbitrary pick happens to match (1/C at top-1). Here the true class is in the top k
+only when fewer than k *other* classes score at least as high as it does; without ties this is
+the usual definition. A NaN score counts as at least as high as any other (a broken model earns
+nothing).
 """
 
 from __future__ import annotations
@@ -19,19 +26,31 @@ def topk_accuracy(
 
     Why: a model choosing between look-alike classes can be nearly right; top-k shows how near.
 
+    A sample counts for top-k only if fewer than ``k`` other classes score at least as high as
+    its true class: ties and NaN scores count against the model (see the module docstring), so
+    equal scores for every class give top-1 accuracy 0, not 1/C.
+
     Args:
         logits: scores of shape ``(N, C)``, one row per sample, one column per class.
-        targets: true class indices of shape ``(N,)``.
-        ks: the values of k. A k larger than the number of classes ``C`` is clamped to ``C``
-            (so top-5 of a 3-class problem is 1.0); the result is still keyed by the k asked for.
+        targets: true class indices (integers in ``0..C-1``) of shape ``(N,)``.
+        ks: the values of k. A k of ``C`` or more makes every sample a hit (so top-5 of a
+            3-class problem is 1.0); the result is still keyed by the k asked for.
 
     Returns:
         ``{k: fraction in [0, 1]}`` for each k in ``ks``.
 
     Raises:
-        ValueError: shapes that do not match, no samples, or a k below 1.
+        ValueError: shapes that do not match, no samples, a k below 1, targets that are not
+            integers, or a target outside ``0..C-1``.
     """
     counts = topk_correct(logits, targets, ks)
+    low, high = int(targets.min()), int(targets.max())
+    if low < 0 or high >= logits.shape[1]:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"targets must be class indices in 0..{logits.shape[1] - 1} for logits with "
+            f"{logits.shape[1]} classes, got {bad}; check the labels or the head's outputs"
+        )
     return {k: count.item() / len(targets) for k, count in counts.items()}
 
 
@@ -41,9 +60,14 @@ def topk_correct(
     """Number of samples whose true class is among the ``k`` highest logits, for each ``k``.
 
     Why: counts add up across batches of different sizes; fractions do not. They stay tensors on
-    the logits' device, so a training loop can add them up without waiting for the GPU.
+    the logits' device, so a training loop can add them up without waiting for the GPU (for the
+    same reason a target outside ``0..C-1`` is not reported here: it counts as a miss).
 
-    Args and raises are those of ``topk_accuracy``.
+    The rule for ties is that of ``topk_accuracy``: the true class counts only when fewer than
+    ``k`` other classes score at least as high. Half-precision logits tie more often than
+    float32 ones, and those ties count as misses too.
+
+    Args, other raises: as in ``topk_accuracy``.
 
     Returns:
         ``{k: count}`` for each k in ``ks``, each count a 0-dim integer tensor.
@@ -57,6 +81,11 @@ def topk_correct(
             f"targets must be class indices of shape ({logits.shape[0]},) to match logits "
             f"{tuple(logits.shape)}, got {tuple(targets.shape)}"
         )
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise ValueError(
+            f"targets must be integer class indices, got dtype {targets.dtype}; "
+            "for one-hot or soft labels pass labels.argmax(dim=1)"
+        )
     if len(targets) == 0:
         raise ValueError("top-k accuracy of an empty batch is undefined; pass at least one sample")
     bad = [k for k in ks if k < 1]
@@ -64,7 +93,18 @@ def topk_correct(
         raise ValueError(f"k must be at least 1, got {bad} in ks={tuple(ks)}")
     if not ks:
         return {}
+    rivals = _rivals(logits, targets.long())
+    return {k: (rivals < k).sum() for k in ks}
+
+
+def _rivals(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per sample, how many other classes score at least as high as the true class.
+
+    A target outside ``0..C-1`` gets ``C`` rivals, so it is a miss at every k.
+    """
     num_classes = logits.shape[1]
-    best = logits.topk(min(max(ks), num_classes), dim=1).indices
-    hits = best.eq(targets.unsqueeze(1))  # (N, k_max): True where guess j is the true class
-    return {k: hits[:, : min(k, num_classes)].any(dim=1).sum() for k in ks}
+    in_range = (targets >= 0) & (targets < num_classes)
+    true_score = logits.gather(1, targets.clamp(0, num_classes - 1).unsqueeze(1))
+    at_least_as_high = (logits >= true_score) | logits.isnan() | true_score.isnan()
+    rivals = at_least_as_high.sum(dim=1) - 1  # the true class is at least as high as itself
+    return torch.where(in_range, rivals, num_classes)
