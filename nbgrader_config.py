@@ -7,10 +7,23 @@ nbgrader from here); code that runs nbgrader in-process loads it with
 
 from pathlib import Path
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    Execute,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 
 from ftlib_course.feedback import HideHiddenTests
+from ftlib_course.review import CheckSubmission, FlagForReview
 
 ROOT = Path(__file__).resolve().parent
 
@@ -31,3 +44,25 @@ c.Execute.timeout = 120
 
 # Feedback must not reveal hidden tests, not even in tracebacks (jupyter/nbgrader#917, #1363).
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# Submissions are checked against the release before nbgrader restores its cells, and flagged (or
+# held, for tampering) in the gradebook right after their grades are saved: see ftlib_course.review.
+# The other steps are nbgrader's own, in nbgrader's order.
+c.Autograde.sanitize_preprocessors = [
+    CheckSubmission,
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]
+c.Autograde.autograde_preprocessors = [
+    Execute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    FlagForReview,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
