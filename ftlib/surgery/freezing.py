@@ -17,13 +17,18 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torchvision.ops import StochasticDepth
 
+from ftlib._checks import as_count, check_model
 from ftlib._choice import Choice
 
 # Layers that behave differently in train and eval mode without learning anything: batch norm
 # updates running statistics, dropout and stochastic depth inject noise.
-_MODE_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, StochasticDepth)
+_MODE_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+# Stochastic depth from other libraries, recognised by class name so that freezing never imports
+# them: torchvision's StochasticDepth, timm's DropPath and DropBlock2d, and the *DropPath layers of
+# Hugging Face models (BeitDropPath, ConvNextDropPath, SwinDropPath ...).
+_MODE_LAYER_NAMES = ("StochasticDepth", "DropBlock2d")
+_MODE_LAYER_SUFFIX = "DropPath"
 
 Target = nn.Module | str
 """A module of the model, a name from ``named_modules``/``named_parameters`` or a glob pattern."""
@@ -71,6 +76,7 @@ def freeze(
         ValueError: a name matches nothing (close names are suggested), or a module is not part
             of the model.
     """
+    check_model(model, "freeze")
     policy = BatchNormPolicy.parse(batchnorm)
     names, roots = _resolve(model, targets)
     changed = _set_trainable(model, names, trainable=False)
@@ -92,6 +98,7 @@ def unfreeze(model: nn.Module, targets: Target | Sequence[Target] | None = None)
     Raises:
         ValueError: as for ``freeze``.
     """
+    check_model(model, "unfreeze")
     names, roots = _resolve(model, targets)
     changed = _set_trainable(model, names, trainable=True)
     for layer in _mode_layers(roots):
@@ -128,9 +135,10 @@ def freeze_to(model: nn.Module, k: int) -> list[str]:
         Names of the parameters in the frozen blocks.
 
     Raises:
-        ValueError: ``k`` is outside ``0..len(top_level_blocks(model))``.
+        ValueError: ``k`` is not an integer or is outside ``0..len(top_level_blocks(model))``.
     """
     blocks = top_level_blocks(model)
+    k = as_count(k, "k")
     if not 0 <= k <= len(blocks):
         names = ", ".join(name for name, _ in blocks)
         raise ValueError(
@@ -211,6 +219,7 @@ def parameter_summary(model: nn.Module) -> ParameterSummary:
     ``model`` itself (a ViT's ``class_token``) get a row of their own; shared parameters are
     counted once.
     """
+    check_model(model, "parameter_summary")
     counts: dict[str, list[int]] = {}
     for name, parameter in model.named_parameters():
         row = counts.setdefault(name.split(".")[0], [0, 0])
@@ -258,7 +267,7 @@ def _resolve(
         for name in matched_parameters:
             chosen.add(id(parameters[name]))
             owner = modules[name.rpartition(".")[0]]
-            if isinstance(owner, _MODE_LAYERS):  # "bn1.weight" holds bn1, "cls_token" nothing
+            if _is_mode_layer(owner):  # "bn1.weight" holds bn1, "cls_token" nothing
                 roots.append(owner)
     return [name for name, p in parameters.items() if id(p) in chosen], roots
 
@@ -309,9 +318,18 @@ def _mode_layers(roots: list[nn.Module]) -> list[nn.Module]:
     seen: dict[int, nn.Module] = {}
     for root in roots:
         for module in root.modules():
-            if isinstance(module, _MODE_LAYERS):
+            if _is_mode_layer(module):
                 seen.setdefault(id(module), module)
     return list(seen.values())
+
+
+def _is_mode_layer(module: nn.Module) -> bool:
+    kind = type(module).__name__
+    return (
+        isinstance(module, _MODE_LAYERS)
+        or kind in _MODE_LAYER_NAMES
+        or kind.endswith(_MODE_LAYER_SUFFIX)
+    )
 
 
 def _force_eval(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:

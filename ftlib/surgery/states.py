@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from ftlib._checks import as_count, check_model
 from ftlib._choice import Choice
 from ftlib.surgery.freezing import freeze, freeze_to, top_level_blocks, unfreeze
-from ftlib.surgery.heads import find_aux_heads, find_head, swap_head
+from ftlib.surgery.heads import HeadNames, find_heads, swap_head
 
 
 class State(Choice):
@@ -29,7 +30,7 @@ def prepare(
     num_classes: int | None = None,
     *,
     freeze_first: int = 0,
-    head: str | None = None,
+    head: HeadNames | None = None,
 ) -> nn.Module:
     """Put ``model`` into one of the three states, in place.
 
@@ -42,21 +43,27 @@ def prepare(
         num_classes: for HEAD and FULL, replace the head with a fresh one with this many
             outputs; None keeps the current head. Must be None for PREDICT.
         freeze_first: for FULL, how many top-level blocks stay frozen (see ``freeze_to``).
-        head: the head's name when ``find_head`` picks the wrong layer.
+        head: the head's name (or names) when ``find_heads`` cannot tell which layer it is.
 
-    In state HEAD the new head, and any auxiliary heads, are the only parameters that train;
+    In state HEAD the heads (the main one and any auxiliary, distillation or per-branch heads,
+    see ``ftlib.surgery.heads.find_heads``) are the only parameters that train;
     frozen batch-norm layers keep their statistics and dropout in the frozen body is off (see
     ``ftlib.freeze``), so the body is a fixed function whose features can be cached.
 
     Returns:
-        The head module (the new one if it was replaced).
+        The main head module (the new one if it was replaced).
 
     Raises:
-        ValueError: unknown state, ``num_classes`` given for PREDICT, ``freeze_first`` given for
-            a state other than FULL, or a ``freeze_first`` that would freeze the head.
-        HeadNotFoundError: no head could be found.
+        ValueError: unknown state, ``num_classes`` given for PREDICT or not a positive integer,
+            ``freeze_first`` not an integer, given for a state other than FULL, or so large that
+            it would freeze the head. Nothing is changed before these checks pass.
+        HeadNotFoundError: no head could be found, or it is ambiguous (``AmbiguousHeadError``).
     """
+    check_model(model, "prepare")
     state = State.parse(state)
+    freeze_first = as_count(freeze_first, "freeze_first")
+    if num_classes is not None:
+        num_classes = as_count(num_classes, "num_classes", minimum=1)
     if state is State.PREDICT and num_classes is not None:
         raise ValueError(
             f"state='predict' keeps the pretrained head, but num_classes={num_classes} was "
@@ -67,34 +74,32 @@ def prepare(
             f"freeze_first={freeze_first} only applies to state='full' (state={state.value!r} "
             "already freezes the whole body); use state='full' for partial freezing"
         )
-    name = head or find_head(model)
+    names = find_heads(model, head)
     if state is State.FULL:
-        _check_freeze_first(model, name, freeze_first)
-    new_head = (
-        model.get_submodule(name)
-        if num_classes is None
-        else swap_head(model, num_classes, head=name)
-    )
+        _check_freeze_first(model, names, freeze_first)
+    if num_classes is not None:
+        swap_head(model, num_classes, head=names)
     if state is State.PREDICT:
         freeze(model)
         model.eval()
     elif state is State.HEAD:
         freeze(model)
-        # Auxiliary heads (GoogLeNet, Inception v3) are new too, and their loss counts in training.
-        unfreeze(model, [new_head, *(model.get_submodule(aux) for aux in find_aux_heads(model))])
+        # Auxiliary and distillation heads are new too, and take part in the forward pass.
+        unfreeze(model, names)
         model.train()
     else:
         freeze_to(model, freeze_first)
         model.train()
-    return new_head
+    return model.get_submodule(names[0])
 
 
-def _check_freeze_first(model: nn.Module, head: str, freeze_first: int) -> None:
-    """Refuse, before any surgery, a ``freeze_first`` that would also freeze the head."""
+def _check_freeze_first(model: nn.Module, heads: list[str], freeze_first: int) -> None:
+    """Refuse, before any surgery, a ``freeze_first`` that would also freeze a head."""
     blocks = [name for name, _ in top_level_blocks(model)]
-    head_block = head.partition(".")[0]
-    limit = blocks.index(head_block) if head_block in blocks else len(blocks)
-    if not 0 <= freeze_first <= limit:
+    limits = {blocks.index(h.partition(".")[0]): h for h in heads if h.partition(".")[0] in blocks}
+    limit = min(limits, default=len(blocks))
+    if freeze_first > limit:
+        head = limits.get(limit, heads[0])
         raise ValueError(
             f"freeze_first={freeze_first} is out of range: use 0 <= freeze_first <= {limit}, "
             f"the number of top-level blocks before the one holding the head {head!r} "
