@@ -15,15 +15,17 @@ Instructors (run from anywhere; the nbgrader course root is this folder):
     python3 course.py place LESSON STUDENT NOTEBOOK   put a received notebook in submitted/
     python3 course.py publish LESSON           put a release in nbgrader's exchange
     python3 course.py collect LESSON           collect submissions from the exchange
-    python3 course.py autograde LESSON [--student ID]
+    python3 course.py autograde LESSON [--student ID ...] [--jobs N] [--no-sandbox]
     python3 course.py export [grades.csv]      grades of every student, as CSV
-    python3 course.py feedback LESSON          HTML feedback in feedback/
+    python3 course.py feedback [LESSON ...]    HTML feedback in feedback/
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".ftlib-installed"
+STUDENT_ID = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9_.@-]*")
 
 
 def _requirements_digest() -> str:
@@ -132,12 +135,22 @@ def place(args: list[str]) -> None:
     if len(args) != 3:
         sys.exit("usage: python3 course.py place LESSON STUDENT NOTEBOOK")
     lesson, student, notebook = _lessons(args[:1])[0], args[1], Path(args[2])
+    if not STUDENT_ID.fullmatch(student):
+        sys.exit(
+            f"invalid student id {student!r}: use letters, digits and . _ @ - only "
+            "(it becomes a folder name), not starting with a dot"
+        )
     if not notebook.is_file():
         sys.exit(f"no notebook at {notebook}")
+    try:
+        cells = json.loads(notebook.read_bytes())["cells"]
+    except (ValueError, KeyError, TypeError) as error:
+        sys.exit(f"{notebook} is not a Jupyter notebook ({type(error).__name__}: {error})")
     target = ROOT / "submitted" / student / lesson / f"{lesson}.ipynb"
+    replaced = " (replacing the earlier one)" if target.exists() else ""
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(notebook, target)
-    print(f"placed {notebook} as {target.relative_to(ROOT)}")
+    print(f"placed {notebook} ({len(cells)} cells) as {target.relative_to(ROOT)}{replaced}")
 
 
 def publish(args: list[str]) -> None:
@@ -153,10 +166,12 @@ def collect(args: list[str]) -> None:
 
 
 def autograde(args: list[str]) -> None:
-    """Grade the submissions of one lesson (all students, or --student ID)."""
-    if not args:
-        sys.exit("usage: python3 course.py autograde LESSON [--student ID]")
-    _nbgrader("autograde", _lessons(args[:1])[0], "--force", *args[1:])
+    """Grade the submissions of one lesson in parallel; see ftlib_course/autograde.py."""
+    if not args or args[0].startswith("-"):
+        sys.exit(
+            "usage: python3 course.py autograde LESSON [--student ID ...] [--jobs N] [--no-sandbox]"
+        )
+    _run([PYTHON, "-m", "ftlib_course.autograde", *args, "--root", str(ROOT)])
 
 
 def export(args: list[str]) -> None:
@@ -165,9 +180,9 @@ def export(args: list[str]) -> None:
 
 
 def feedback(args: list[str]) -> None:
-    """Write HTML feedback for the graded submissions into feedback/."""
+    """Write HTML feedback for the graded submissions into feedback/ (held ones wait)."""
     for lesson in _lessons(args):
-        _nbgrader("generate_feedback", lesson, "--force")
+        _run([PYTHON, "-m", "ftlib_course.feedback", lesson, "--root", str(ROOT)])
 
 
 COMMANDS = {

@@ -20,7 +20,9 @@ def course_config(root: str | Path | None = None) -> Config:
 
     Args:
         root: another folder to use as the course root (with its own `solutions/`, gradebook and
-            exchange), e.g. a test's temporary directory; None keeps the repository.
+            exchange), e.g. a copy of the course or a test's temporary directory; its own
+            `nbgrader_config.py` is loaded when it has one, else this repository's. None keeps
+            the repository.
 
     Returns:
         A traitlets `Config` to pass as `config=` to `NbGraderAPI`, `Validator` or an nbgrader app.
@@ -29,14 +31,17 @@ def course_config(root: str | Path | None = None) -> Config:
         FileNotFoundError: if `nbgrader_config.py` is not next to this package (ftlib_course was
             installed without the course repository).
     """
-    if not CONFIG_FILE.is_file():
+    root = None if root is None else Path(root).resolve()
+    config_file = CONFIG_FILE
+    if root is not None and (root / CONFIG_FILE.name).is_file():
+        config_file = root / CONFIG_FILE.name
+    if not config_file.is_file():
         raise FileNotFoundError(
-            f"no nbgrader_config.py at {CONFIG_FILE}; run this from a clone of the course "
+            f"no nbgrader_config.py at {config_file}; run this from a clone of the course "
             "repository installed with `pip install -e .`"
         )
-    config = PyFileConfigLoader(CONFIG_FILE.name, path=str(CONFIG_FILE.parent)).load_config()
+    config = PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config()
     if root is not None:
-        root = Path(root).resolve()
         config.CourseDirectory.root = str(root)
         config.Exchange.root = str(root / "exchange")
     return config
