@@ -40,7 +40,10 @@ and reports findings of these kinds:
 - `dynamic_code`: `exec`, `eval`, `compile`, `__import__`, `breakpoint`, `importlib`,
   `runpy`, `code`, `marshal`, `types.CodeType`/`FunctionType`/...
 - `native`: `ctypes`, `cffi`, `mmap`.
-- `process`: `os._exit`, `os.kill`, `os.fork`, `os.system`, `os.exec*`, `os.spawn*`,
+- `exit` (`REVIEW_ONLY`): `os._exit`, `os.abort`: the kernel dies, the tests after it score 0
+  and the grading kernel keeps the credit of those before it; a look tells an accident from a
+  deliberate attempt to stop the grader.
+- `process`: `os.kill`, `os.fork`, `os.system`, `os.exec*`, `os.spawn*`,
   `os.chdir`, `subprocess`, `signal`, `threading`, `multiprocessing`, `concurrent`, `asyncio`,
   `atexit`, `faulthandler`, `socket`, modules reached as attributes of others (`tempfile._os`).
 - `grader`: imports of the grading tools (`ftlib_course`, `nbgrader`, `nbformat`, `nbclient`,
@@ -72,7 +75,7 @@ import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearSolutions
 
-REVIEW_ONLY = frozenset({"path"})
+REVIEW_ONLY = frozenset({"path", "exit"})
 """Kinds that ask for a review without holding the automatic score."""
 
 MARKERS = tuple(
@@ -170,7 +173,7 @@ _MODULE_ATTRIBUTES: dict[str, tuple[str, frozenset[str]]] = {
     "os": (
         "process",
         _words(
-            "_exit abort kill killpg fork forkpty system popen posix_spawn posix_spawnp setsid "
+            "kill killpg fork forkpty system popen posix_spawn posix_spawnp setsid "
             "register_at_fork chdir fchdir chroot getppid pidfd_open"
         ),
     ),
@@ -182,6 +185,7 @@ _MODULE_ATTRIBUTES: dict[str, tuple[str, frozenset[str]]] = {
     "torch.utils": ("torch_function", frozenset({"_python_dispatch"})),
 }
 _PROCESS_PREFIXES = ("os.exec", "os.spawn")
+_EXITS = {"os._exit", "os.abort"}
 _PATH_CALLS = {"os.getcwd", "os.getcwdb", "pathlib.Path.cwd", "pathlib.Path.home"}
 
 # Attribute names that mean the same whatever object they are read from.
@@ -203,7 +207,8 @@ _ANY_ATTRIBUTE: dict[str, str] = {
         ),
         "introspection",
     ),
-    **dict.fromkeys(_words("_exit killpg forkpty"), "process"),
+    "_exit": "exit",
+    **dict.fromkeys(_words("killpg forkpty"), "process"),
     **dict.fromkeys(
         _words("os _os sys _sys builtins ctypes gc inspect subprocess signal threading _thread"),
         "process",
@@ -576,6 +581,9 @@ class _Scanner(ast.NodeVisitor):
             self._flag("patching", f"assigns {dotted}, an attribute of an import", node)
 
     def _check_module_path(self, path: str, node: ast.AST) -> None:
+        if path in _EXITS:
+            self._flag("exit", f"{path} ends the kernel: later tests score 0", node)
+            return
         if path in _PATH_CALLS:
             self._flag("path", f"{path}: a place outside the notebook's folder", node)
             return
