@@ -74,6 +74,17 @@ def record_num_classes(model: nn.Module, num_classes: int) -> None:
             model.num_labels = num_classes
 
 
+def timm_layer_ids(model: nn.Module) -> dict[str, int] | None:
+    """timm's layer of each parameter (0 at the stem; the head in the top group), as timm's own
+    ``param_groups_layer_decay`` numbers them; None for a model that is not timm's."""
+    matcher = getattr(model, "group_matcher", None)
+    if not callable(matcher) or not isinstance(getattr(model, "pretrained_cfg", None), dict):
+        return None
+    from timm.models import group_parameters  # a timm model: timm is imported already
+
+    return group_parameters(model, matcher(coarse=False), reverse=True)
+
+
 def layer_outputs(layer: nn.Linear | nn.Conv2d) -> int:
     """How many outputs a classifier layer has (a Linear's features, a Conv2d's channels)."""
     return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
