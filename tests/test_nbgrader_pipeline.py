@@ -2,9 +2,10 @@
 
 For each lesson in solutions/, in a temporary course with the repository's nbgrader_config.py:
 generate the student version, hand in a notebook as a student, autograde it, read the gradebook.
-The solution must earn full marks (which proves that every test cell passes on it), the untouched
-student version nothing, and a half-done notebook (the first half of the exercises solved) something
-in between. The feedback for the half-done one must not show any hidden test.
+The solution (typed into the student version, as a student would) must earn full marks (which
+proves that every test cell passes on it), the untouched student version nothing, and a half-done
+notebook (the first half of the exercises solved) something in between; none of them may be
+flagged for review. The feedback for the half-done one must not show any hidden test.
 
 A lesson without graded cells (a project) is only checked to run from top to bottom. A one-cell
 probe lesson checks that feedback hides a failing hidden test, traceback included.
@@ -26,10 +27,12 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
+from submissions import half_done, solved
 from tiny_lesson import one_exercise
 
 from ftlib_course.config import ROOT, course_config
 from ftlib_course.notebooks import HIDDEN_TESTS, lesson_names, secret_lines
+from ftlib_course.review import flags_of
 
 LESSONS = lesson_names()
 
@@ -40,6 +43,7 @@ class Score:
     max_score: float
     failing: list[str]  # grade_ids of test cells that lost points
     seconds: float
+    flags: list[str]  # what the autograder flagged for review
 
 
 class Course:
@@ -76,7 +80,8 @@ class Course:
                 for grade in notebook_grades.grades
                 if grade.score < grade.max_score
             ]
-            return Score(submission.score, submission.max_score, sorted(failing), seconds)
+            flags = [flag.describe() for flag in flags_of(self.notebook(f"autograded/{student}"))]
+            return Score(submission.score, submission.max_score, sorted(failing), seconds, flags)
 
     def feedback_html(self, student: str) -> str:
         _check(self.api.generate_feedback(self.lesson, student), f"generate_feedback {student}")
@@ -100,30 +105,6 @@ def _errors(notebook: nbformat.NotebookNode) -> list[str]:
         for output in cell.outputs
         if output.output_type == "error"
     ]
-
-
-def _solution_cells(notebook: nbformat.NotebookNode) -> list[int]:
-    """Indices of the autograded answer cells (solution, not graded by hand)."""
-    return [
-        index
-        for index, cell in enumerate(notebook.cells)
-        if cell.metadata.get("nbgrader", {}).get("solution")
-        and not cell.metadata["nbgrader"].get("grade")
-    ]
-
-
-def half_done(release: nbformat.NotebookNode, solution: nbformat.NotebookNode):
-    """The release with the first half of its answer cells replaced by the solution's."""
-    answers = {
-        solution.cells[index].metadata["nbgrader"]["grade_id"]: solution.cells[index].source
-        for index in _solution_cells(solution)
-    }
-    notebook = nbformat.from_dict(release)
-    cells = _solution_cells(notebook)
-    for index in cells[: max(1, len(cells) // 2)]:
-        cell = notebook.cells[index]
-        cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
-    return notebook
 
 
 @pytest.fixture(autouse=True)
@@ -165,17 +146,21 @@ def _skip_without_grades(score: Score) -> None:
 
 
 def test_solution_runs_top_to_bottom_and_earns_full_marks(course: Course, record_property):
-    score = course.hand_in("solution", course.notebook("solutions"))
+    score = course.hand_in(
+        "solution", solved(course.notebook("release"), course.notebook("solutions"))
+    )
     record_property("autograde_seconds", round(score.seconds, 1))
     errors = _errors(course.notebook("autograded/solution"))
     assert not errors, "the solution notebook raised errors:\n" + "\n".join(errors)
     assert score.failing == [], f"test cells failing on the solution: {score.failing}"
+    assert score.flags == [], f"the solution was flagged: {score.flags}"
     assert score.score == score.max_score
 
 
 def test_untouched_release_scores_zero(course: Course, record_property):
     score = course.hand_in("untouched", course.notebook("release"))
     record_property("autograde_seconds", round(score.seconds, 1))
+    assert score.flags == [], f"the untouched release was flagged: {score.flags}"
     _skip_without_grades(score)
     assert score.score == 0, f"an empty submission earned {score.score} of {score.max_score}"
 
@@ -186,6 +171,7 @@ def test_half_done_scores_partially_and_feedback_hides_hidden_tests(
     notebook = half_done(course.notebook("release"), course.notebook("solutions"))
     score = course.hand_in("half", notebook)
     record_property("autograde_seconds", round(score.seconds, 1))
+    assert score.flags == [], f"the half-done notebook was flagged: {score.flags}"
     _skip_without_grades(score)
     assert 0 < score.score < score.max_score, (
         f"half-done score {score.score} of {score.max_score}; failing: {score.failing}"
