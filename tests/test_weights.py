@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import pytest
 import torch
 import torchvision
@@ -9,10 +12,12 @@ from torchvision.models import GoogLeNet_Weights, ResNet18_Weights
 
 from ftlib.data import (
     DatasetNotFoundError,
+    WeightsHashError,
     WeightsNotFoundError,
     pretrained_torchvision,
     resolve_weights,
     torchvision_dataset,
+    verify_hash,
     weights_path,
 )
 
@@ -39,7 +44,7 @@ def test_pretrained_torchvision_loads_the_cached_file_bit_identically(hub):
     torch.manual_seed(0)
     saved = torchvision.models.resnet18(weights=None)
     _cache(saved, ResNet18_Weights.DEFAULT)
-    loaded = pretrained_torchvision("resnet18")
+    loaded = pretrained_torchvision("resnet18", check_hash=False)  # a file made here
     assert not loaded.training
     expected = saved.state_dict()
     assert loaded.state_dict().keys() == expected.keys()
@@ -53,7 +58,7 @@ def test_pretrained_torchvision_builds_googlenet_as_torchvision_does(hub):
     torch.manual_seed(0)
     weights = GoogLeNet_Weights.DEFAULT
     _cache(torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False), weights)
-    ours = pretrained_torchvision("googlenet", "IMAGENET1K_V1")
+    ours = pretrained_torchvision("googlenet", "IMAGENET1K_V1", check_hash=False)
     theirs = torchvision.models.googlenet(weights=weights).eval()
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     x = torch.rand(1, 3, 64, 64)
@@ -82,6 +87,61 @@ def test_a_failed_download_says_where_to_put_the_file(hub, monkeypatch):
         pretrained_torchvision("resnet18", allow_download=True)
     assert str(hub / "resnet18-f37072fd.pth") in str(caught.value)
     assert not list(hub.glob("*.pth"))
+
+
+def test_a_random_file_where_the_weights_belong_is_refused_with_the_way_to_the_right_one(hub):
+    # The offline lesson reads whatever is at this path; a stranger file must not pass for
+    # ImageNet weights, and code that falls back on missing weights falls back here too.
+    torch.manual_seed(0)
+    _cache(torchvision.models.resnet18(weights=None), ResNet18_Weights.IMAGENET1K_V1)
+    with pytest.raises(WeightsHashError) as caught:
+        pretrained_torchvision("resnet18")
+    message = str(caught.value)
+    assert str(hub / "resnet18-f37072fd.pth") in message and "not f37072fd" in message
+    assert ResNet18_Weights.IMAGENET1K_V1.url in message and "Delete it" in message
+    assert isinstance(caught.value, WeightsNotFoundError)
+
+
+def _named_by_its_hash(folder, content: bytes, *, wrong: bool = False):
+    prefix = hashlib.sha256(content).hexdigest()[:8]
+    path = folder / f"weights-{'0' * 8 if wrong else prefix}.pth"
+    path.write_bytes(content)
+    return path
+
+
+def test_a_file_whose_hash_matches_its_name_passes_and_a_cut_short_one_does_not(tmp_path):
+    content = os.urandom(3000)
+    verify_hash(_named_by_its_hash(tmp_path, content))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    path = _named_by_its_hash(cut, content)
+    path.write_bytes(content[:1000])  # the download stopped early
+    with pytest.raises(WeightsHashError, match="1,000 bytes"):
+        verify_hash(path, "https://example.org/weights.pth")
+
+
+def test_the_verdict_is_kept_beside_the_file_so_an_unchanged_file_is_hashed_once(tmp_path):
+    path = _named_by_its_hash(tmp_path, b"x" * 4096)
+    verify_hash(path)
+    record = path.with_name(path.name + ".sha256")
+    assert record.is_file()
+    # Same size and time stamp: the stored verdict is trusted, so the file is not read again.
+    stat = path.stat()
+    path.write_bytes(b"y" * 4096)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    verify_hash(path)
+    # A new time stamp invalidates the verdict: the changed file is hashed and refused.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    with pytest.raises(WeightsHashError):
+        verify_hash(path)
+
+
+def test_where_the_verdict_cannot_be_stored_the_file_is_still_verified(tmp_path):
+    path = _named_by_its_hash(tmp_path, b"z" * 100, wrong=True)
+    path.with_name(path.name + ".sha256").mkdir()  # unwritable as a file, even for root
+    for _ in range(2):
+        with pytest.raises(WeightsHashError):
+            verify_hash(path)
 
 
 def test_resolve_weights_accepts_members_and_names():

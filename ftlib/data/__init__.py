@@ -11,10 +11,12 @@ from ftlib.data.folders import image_folder, make_image_folder
 from ftlib.data.synthetic import SHAPES, ShapeTask, make_shapes, render_shapes
 from ftlib.data.weights import (
     DatasetNotFoundError,
+    WeightsHashError,
     WeightsNotFoundError,
     pretrained_torchvision,
     resolve_weights,
     torchvision_dataset,
+    verify_hash,
     weights_path,
 )
 
@@ -23,6 +25,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DigitsTasks",
     "ShapeTask",
+    "WeightsHashError",
     "WeightsNotFoundError",
     "digits_tasks",
     "image_folder",
@@ -33,5 +36,6 @@ __all__ = [
     "resolve_weights",
     "subset_per_class",
     "torchvision_dataset",
+    "verify_hash",
     "weights_path",
 ]

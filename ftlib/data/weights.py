@@ -8,8 +8,11 @@ it; they download only when you ask them to.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import inspect
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,14 @@ from torchvision.models import WeightsEnum
 
 class WeightsNotFoundError(FileNotFoundError):
     """Pretrained weights are not in the torch hub cache and downloading was not allowed."""
+
+
+class WeightsHashError(WeightsNotFoundError):
+    """The file where the weights belong is not them: its hash differs from the one in its name.
+
+    A subclass of ``WeightsNotFoundError``, because the right weights are still not there: code
+    that falls back when weights are missing falls back here too.
+    """
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -89,7 +100,11 @@ def weights_path(weights: WeightsEnum) -> Path:
 
 
 def pretrained_torchvision(
-    arch: str, weights: WeightsEnum | str = "DEFAULT", *, allow_download: bool = False
+    arch: str,
+    weights: WeightsEnum | str = "DEFAULT",
+    *,
+    allow_download: bool = False,
+    check_hash: bool = True,
 ) -> nn.Module:
     """A torchvision classification model with pretrained weights read from the torch hub cache.
 
@@ -101,6 +116,8 @@ def pretrained_torchvision(
         arch: a torchvision classification model name, e.g. "resnet18".
         weights: the weights (member or name, see `resolve_weights`); "DEFAULT" is the best ones.
         allow_download: download the file into the cache when it is missing (needs a network).
+        check_hash: verify the file against the hash in its name (``verify_hash``); False only
+            for a file you made yourself and saved under that name.
 
     Returns:
         The model in eval mode, on the CPU, exactly as `torchvision.models.get_model(arch,
@@ -111,6 +128,10 @@ def pretrained_torchvision(
         WeightsNotFoundError: if the file is not in the cache and `allow_download` is False, or
             the download fails; the message gives the path to put it at and the URL to get it
             from.
+        WeightsHashError: the cached file's SHA-256 does not start with the hash in its name
+            (torch hub's convention, ``resnet18-f37072fd.pth``): a truncated download or another
+            file. The verdict is remembered beside the file (``<file>.sha256``, keyed by size
+            and modification time), so each file is hashed once, not on every start-up.
     """
     weights = resolve_weights(arch, weights)
     path = weights_path(weights)
@@ -123,6 +144,8 @@ def pretrained_torchvision(
                 "The cache folder follows $TORCH_HOME; see torch.hub.get_dir()."
             )
         _download(weights, path, arch)
+    if check_hash:
+        verify_hash(path, weights.url)
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     for key in list(state_dict):  # in place: keeps the version metadata some modules read
         state_dict[_LEGACY_DENSENET_KEY.sub(r"\1\2", key)] = state_dict.pop(key)
@@ -136,6 +159,64 @@ def pretrained_torchvision(
     model.load_state_dict(state_dict)
     _drop_aux_heads(model, arch)
     return model.eval()
+
+
+def verify_hash(path: str | Path, url: str | None = None) -> None:
+    """Check that the SHA-256 of ``path`` starts with the hash prefix in its file name.
+
+    Why: torch hub names weights files ``<name>-<first hex digits of their SHA-256>.pth`` but
+    checks the hash only while downloading; a file copied by hand, cut short or replaced loads
+    without complaint and predicts nonsense. The verdict is stored beside the file
+    (``<file>.sha256``) with the file's size and modification time, so an unchanged file is
+    not hashed again; when that folder cannot be written, the file is hashed each time.
+
+    Args:
+        path: the weights file.
+        url: where the right file comes from, for the error message.
+
+    Raises:
+        WeightsHashError: the hashes differ; the message says how to get the right file.
+        FileNotFoundError: there is no file at ``path``.
+    """
+    path = Path(path)
+    expected = torch.hub.HASH_REGEX.search(path.name)
+    if expected is None:
+        return  # a name without a hash prefix: nothing to check against
+    prefix = expected.group(1)
+    stat = path.stat()
+    record = path.with_name(path.name + ".sha256")
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    digest = _recorded_digest(record, key)
+    if digest is None:
+        digest = _sha256(path)
+        with contextlib.suppress(OSError):  # a read-only cache: hash again next time
+            record.write_text(json.dumps({**key, "sha256": digest}))
+    if not digest.startswith(prefix):
+        source = f"download it again from\n  {url}\n" if url else "fetch the file again "
+        raise WeightsHashError(
+            f"{path} is not the file its name promises: its SHA-256 starts with {digest[:8]}, "
+            f"not {prefix} ({stat.st_size:,} bytes; a cut-short download or another file). "
+            f"Delete it and {source}(the download checks the hash), or put the right file there."
+        )
+
+
+def _recorded_digest(record: Path, key: dict[str, int]) -> str | None:
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or {k: saved.get(k) for k in key} != key:
+        return None
+    digest = saved.get("sha256")
+    return digest if isinstance(digest, str) else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _download(weights: WeightsEnum, path: Path, arch: str) -> None:
