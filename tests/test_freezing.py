@@ -3,6 +3,7 @@
 import copy
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -204,3 +205,70 @@ def test_parameter_summary_counts_each_block_and_the_total():
     assert len({len(line) for line in lines}) == 1, "columns are aligned"
     assert lines[-1].split()[0] == "total"
     assert summary._repr_html_().startswith("<table>") and "<td" in summary._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("k", "message"), [(2.5, r"k must be a non-negative integer, got 2.5 \(float\)"), (-1, "-1")]
+)
+def test_freeze_to_refuses_a_k_that_is_not_a_count(k, message):
+    with pytest.raises(ValueError, match=message):
+        freeze_to(small_net(), k)
+
+
+def test_freeze_to_accepts_integral_values_of_other_libraries():
+    model = small_net()
+    assert (
+        freeze_to(model, np.int64(1))
+        == freeze_to(model, torch.tensor(1))
+        == [
+            "stem.0.weight",
+            "stem.0.bias",
+            "stem.1.weight",
+            "stem.1.bias",
+        ]
+    )
+
+
+def stochastic_depth(library: str) -> nn.Module:
+    """A stochastic-depth layer of torchvision, timm or Hugging Face (recognised by class name)."""
+    if library == "torchvision":
+        from torchvision.ops import StochasticDepth
+
+        return StochasticDepth(0.5, "row")
+    if library == "timm":
+        from timm.layers import DropPath
+
+        return DropPath(0.5)
+    from transformers.models.beit.modeling_beit import BeitDropPath
+
+    return BeitDropPath(0.5)
+
+
+@pytest.mark.parametrize("library", ["torchvision", "timm", "transformers"])
+def test_frozen_stochastic_depth_of_any_library_stays_off_in_train_mode(library):
+    layer = stochastic_depth(library)
+    model = nn.Sequential(nn.Linear(6, 6), layer, nn.Linear(6, 2))
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(0))
+    model.train()
+    assert not torch.equal(model[1](x), x), "stochastic depth drops rows in train mode"
+    freeze(model, "1")
+    model.train()
+    assert torch.equal(model[1](x), x)
+    unfreeze(model, "1")
+    assert not torch.equal(model[1](x), x)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: freeze("resnet18"), r"freeze needs an nn.Module, got 'resnet18'"),
+        (lambda: unfreeze(None), r"unfreeze needs an nn.Module, got None"),
+        (lambda: freeze_to(nn.Sequential, 1), r"freeze_to needs an nn.Module"),
+        (lambda: parameter_summary(3), r"parameter_summary needs an nn.Module, got 3 \(int\)"),
+        (lambda: freeze(small_net(), 3), r"cannot freeze a int; pass a module, a name"),
+    ],
+    ids=["freeze-name", "unfreeze-none", "freeze_to-class", "summary-int", "target-int"],
+)
+def test_bad_arguments_say_what_was_wrong(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()

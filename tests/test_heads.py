@@ -3,13 +3,22 @@
 import warnings
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from torch import nn
 from torchvision.models import regnet
 
-from ftlib.surgery.heads import HeadNotFoundError, all_heads, find_aux_heads, find_head, swap_head
+from ftlib.surgery.heads import (
+    AmbiguousHeadError,
+    HeadNotFoundError,
+    all_heads,
+    find_aux_heads,
+    find_head,
+    find_heads,
+    swap_head,
+)
 
 ALL_MODELS = torchvision.models.list_models(module=torchvision.models)
 
@@ -183,3 +192,123 @@ def test_unknown_head_name_raises_head_not_found():
 def test_num_classes_must_be_a_positive_integer(num_classes):
     with pytest.raises(ValueError, match="num_classes"):
         swap_head(nn.Sequential(nn.Linear(4, 3)), num_classes)
+
+
+class HeadFirst(nn.Module):
+    """The head is registered before the body, so the last Linear is a body layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.classifier = nn.Linear(16, 10)
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+
+    def forward(self, x):
+        return self.classifier(self.body(x))
+
+
+class ClassifierAndRegressor(nn.Module):
+    """Two outputs on the same features: class scores and one regression value."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.classifier = nn.Linear(16, 10)
+        self.regressor = nn.Linear(16, 1)
+
+    def forward(self, x):
+        features = self.body(x)
+        return self.classifier(features), self.regressor(features)
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [(HeadFirst(), "reads what it computes"), (ClassifierAndRegressor(), "two outputs")],
+    ids=["head-registered-first", "classifier-and-regressor"],
+)
+def test_an_ambiguous_guess_is_refused_with_the_names_to_choose_from(model, reason):
+    with pytest.raises(AmbiguousHeadError, match=rf"{reason}.*head='classifier'") as caught:
+        swap_head(model, 3)
+    assert isinstance(caught.value, HeadNotFoundError)
+    assert model.classifier.out_features == 10, "nothing changed"
+    new = swap_head(model, 3, head="classifier")
+    assert model.classifier is new and new.in_features == 16
+    out = model(torch.randn(2, 8))
+    assert (out[0] if isinstance(out, tuple) else out).shape == (2, 3)
+
+
+def test_layers_in_a_sequential_run_in_order_so_their_guess_is_not_ambiguous():
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 4))  # 4 features, 4 classes
+    assert find_head(model) == "2"
+
+
+def test_two_named_heads_are_both_swapped():
+    model = ClassifierAndRegressor()
+    swap_head(model, 5, head=["classifier", "regressor"])
+    assert (model.classifier.out_features, model.regressor.out_features) == (5, 5)
+    assert find_heads(model, head="regressor") == ["regressor"]
+
+
+@pytest.mark.parametrize("head", [5, [], ["fc", 3]])
+def test_a_head_that_is_not_a_name_is_refused(head):
+    with pytest.raises(HeadNotFoundError, match=r"head must be a layer's name.*candidates"):
+        swap_head(nn.Sequential(nn.Linear(4, 3)), 2, head=head)
+
+
+def test_a_lazy_head_stays_lazy_and_learns_its_inputs_on_the_first_pass():
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(10))
+    new = swap_head(model, 4)
+    assert isinstance(new, nn.LazyLinear) and new.has_uninitialized_params()
+    assert model(torch.randn(2, 3, 5)).shape == (2, 4)
+    assert model[1].in_features == 15
+
+
+def test_a_lazy_one_by_one_convolution_head_stays_lazy():
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), nn.LazyConv2d(10, 1), nn.AdaptiveAvgPool2d(1))
+    new = swap_head(model, 4)
+    assert isinstance(new, nn.LazyConv2d) and new.kernel_size == (1, 1)
+    assert model(torch.randn(2, 3, 7, 7)).shape == (2, 4, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "num_classes", [np.int64(7), np.int32(7), torch.tensor(7)], ids=["int64", "int32", "tensor"]
+)
+def test_integral_num_classes_of_any_library_are_accepted(num_classes):
+    new = swap_head(nn.Sequential(nn.Linear(4, 3)), num_classes)
+    assert new.out_features == 7 and type(new.out_features) is int
+
+
+@pytest.mark.parametrize(
+    ("num_classes", "message"),
+    [
+        ("7", r"'7' \(str\); pass a whole number such as 7"),
+        (7.5, r"7.5 \(float\); pass a whole number such as 8"),
+        (torch.tensor([7, 8]), r"\(Tensor\)"),
+        (torch.tensor(7.0), r"\(Tensor\); pass a whole number such as 7"),
+    ],
+)
+def test_non_integral_num_classes_say_what_to_pass(num_classes, message):
+    with pytest.raises(
+        ValueError, match=rf"num_classes must be a positive integer, got .*{message}"
+    ):
+        swap_head(nn.Sequential(nn.Linear(4, 3)), num_classes)
+
+
+@pytest.mark.parametrize(
+    ("model", "hint"),
+    [
+        ("resnet18", r"torchvision.models.get_model\('resnet18'\)"),
+        (torchvision.models.resnet18, r"swap_head\(resnet18\(\), \.\.\.\)"),
+        (nn.Linear, r"swap_head\(Linear\(\), \.\.\.\)"),
+        (None, r"pass the model \(an nn.Module\)"),
+    ],
+    ids=["name", "builder", "class", "none"],
+)
+def test_something_other_than_a_model_instance_is_refused_with_what_to_do(model, hint):
+    with pytest.raises(TypeError, match=rf"needs an nn.Module, got .*{hint}"):
+        swap_head(model, 3)
+
+
+def test_a_grouped_convolution_cannot_be_a_head():
+    model = nn.Sequential(nn.Conv2d(4, 4, 1, groups=2))
+    with pytest.raises(HeadNotFoundError, match="head="):
+        swap_head(model, 3, head="0")

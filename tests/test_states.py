@@ -2,11 +2,13 @@
 
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from torch import nn
 
+from ftlib.surgery.heads import HeadNotFoundError
 from ftlib.surgery.states import State, prepare
 
 
@@ -137,3 +139,43 @@ def test_head_state_on_inception_v3_trains_the_new_main_and_auxiliary_heads():
         model = torchvision.models.inception_v3(weights=None, init_weights=False)
     prepare(model, "head", num_classes=4)
     assert trainable(model) == ["AuxLogits.fc.weight", "AuxLogits.fc.bias", "fc.weight", "fc.bias"]
+
+
+@pytest.mark.parametrize(
+    ("freeze_first", "message"),
+    [
+        (2.5, r"freeze_first must be a non-negative integer, got 2.5 \(float\)"),
+        (True, r"freeze_first must be a non-negative integer, got the boolean True"),
+        ("1", r"freeze_first must be a non-negative integer, got '1' \(str\)"),
+        (-1, r"freeze_first must be a non-negative integer, got -1; use 0 or more"),
+    ],
+)
+def test_a_freeze_first_that_is_not_a_count_is_refused_before_any_surgery(freeze_first, message):
+    model = tiny_cnn()
+    with pytest.raises(ValueError, match=message):
+        prepare(model, "full", 3, freeze_first=freeze_first)
+    assert model.classifier[1].out_features == 5
+
+
+def test_integral_freeze_first_and_num_classes_from_numpy_and_torch_are_accepted():
+    model = tiny_cnn()
+    head = prepare(model, "full", torch.tensor(3), freeze_first=np.int64(1))
+    assert head.out_features == 3
+    assert trainable(model) == [name for name, _ in model.named_parameters()][4:]
+
+
+def test_an_unknown_head_name_in_prepare_lists_the_candidates():
+    with pytest.raises(HeadNotFoundError, match=r"head='fc' is no module.*classifier\.1"):
+        prepare(tiny_cnn(), "head", head="fc")
+
+
+def test_head_state_trains_every_named_head():
+    model = nn.Sequential(OrderedDict(body=nn.Linear(4, 8), a=nn.Linear(8, 3), b=nn.Linear(8, 3)))
+    head = prepare(model, "head", 2, head=["a", "b"])
+    assert head is model.a and model.b.out_features == 2
+    assert trainable(model) == ["a.weight", "a.bias", "b.weight", "b.bias"]
+
+
+def test_prepare_refuses_a_model_class():
+    with pytest.raises(TypeError, match=r"prepare needs an nn.Module.*prepare\(Sequential\(\)"):
+        prepare(nn.Sequential, "head", 3)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -137,6 +137,7 @@ def freeze_to(model: nn.Module, k: int) -> list[str]:
     Raises:
         ValueError: ``k`` is not an integer or is outside ``0..len(top_level_blocks(model))``.
     """
+    check_model(model, "freeze_to")
     blocks = top_level_blocks(model)
     k = as_count(k, "k")
     if not 0 <= k <= len(blocks):
@@ -239,7 +240,7 @@ def _resolve(
     """Parameter names selected by ``targets`` and the modules whose mode layers they cover."""
     if targets is None:
         return [name for name, _ in model.named_parameters()], [model]
-    if isinstance(targets, (nn.Module, str)):
+    if isinstance(targets, (nn.Module, str)) or not isinstance(targets, Iterable):
         targets = [targets]
     modules = dict(model.named_modules())
     module_ids = {id(module) for module in modules.values()}

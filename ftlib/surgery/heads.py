@@ -122,6 +122,7 @@ def swap_head(model: nn.Module, num_classes: int, *, head: HeadNames | None = No
         AmbiguousHeadError: ``head`` is needed to say which layer is the head.
         ValueError: ``num_classes`` is not a positive integer.
     """
+    check_model(model, "swap_head")
     num_classes = as_count(num_classes, "num_classes", minimum=1)
     names = find_heads(model, head)
     fresh = [_fresh_like(model.get_submodule(name), num_classes) for name in names]
