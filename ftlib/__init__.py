@@ -37,13 +37,19 @@ _EXPORTS = {
     "swap_head": "ftlib.surgery.heads",
     "State": "ftlib.surgery.states",
     "prepare": "ftlib.surgery.states",
-    "History": "ftlib.training.loop",
+    "History": "ftlib.training.history",
+    "NonFiniteLossError": "ftlib.training.loop",
+    "SchedulerStep": "ftlib.training.loop",
+    "default_optimizer": "ftlib.training.loop",
     "evaluate": "ftlib.training.loop",
     "fit": "ftlib.training.loop",
     "predict": "ftlib.training.loop",
+    "EarlyStopping": "ftlib.training.early_stopping",
+    "Performance": "ftlib.training.performance",
     "param_groups": "ftlib.training.optim",
     "extract_features": "ftlib.training.caching",
     "fit_head_cached": "ftlib.training.caching",
+    "ArchitectureMismatchError": "ftlib.training.checkpoint",
     "HeadMismatchError": "ftlib.training.checkpoint",
     "checkpoint_extra": "ftlib.training.checkpoint",
     "load_checkpoint": "ftlib.training.checkpoint",
@@ -88,10 +94,21 @@ if TYPE_CHECKING:
     from ftlib.surgery.states import State, prepare
     from ftlib.training.caching import extract_features, fit_head_cached
     from ftlib.training.checkpoint import (
+        ArchitectureMismatchError,
         HeadMismatchError,
         checkpoint_extra,
         load_checkpoint,
         save_checkpoint,
     )
-    from ftlib.training.loop import History, evaluate, fit, predict
+    from ftlib.training.early_stopping import EarlyStopping
+    from ftlib.training.history import History
+    from ftlib.training.loop import (
+        NonFiniteLossError,
+        SchedulerStep,
+        default_optimizer,
+        evaluate,
+        fit,
+        predict,
+    )
     from ftlib.training.optim import param_groups
+    from ftlib.training.performance import Performance

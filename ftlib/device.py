@@ -122,7 +122,9 @@ def amp_dtype(device: str | torch.device) -> torch.dtype | None:
 
 
 @contextlib.contextmanager
-def autocast(device: str | torch.device, enabled: bool = True) -> Iterator[None]:
+def autocast(
+    device: str | torch.device, enabled: bool = True, *, dtype: torch.dtype | None = None
+) -> Iterator[None]:
     """Run the enclosed forward pass in mixed precision where that is supported.
 
     Why: on a GPU half-precision matmuls are several times faster and use half the memory;
@@ -131,25 +133,35 @@ def autocast(device: str | torch.device, enabled: bool = True) -> Iterator[None]
     Args:
         device: the device the model runs on.
         enabled: False turns mixed precision off (for debugging numerics).
+        dtype: ``torch.bfloat16`` or ``torch.float16`` to choose the precision yourself, on any
+            device whose autocast has it (CUDA, and the CPU too); None picks ``amp_dtype``.
     """
-    dtype = amp_dtype(device)
+    device = torch.device(device)
+    dtype = dtype if dtype is not None else amp_dtype(device)
     if not enabled or dtype is None:
         yield
         return
-    with torch.autocast(device_type="cuda", dtype=dtype):
+    with torch.autocast(device_type=device.type, dtype=dtype):
         yield
 
 
-def grad_scaler(device: str | torch.device, enabled: bool = True) -> torch.amp.GradScaler:
-    """A gradient scaler that is active only when the loss needs scaling (CUDA float16).
+def grad_scaler(
+    device: str | torch.device, enabled: bool = True, *, dtype: torch.dtype | None = None
+) -> torch.amp.GradScaler:
+    """A gradient scaler that is active only when the loss needs scaling (float16 autocast).
 
     Why: float16 gradients underflow to zero unless the loss is scaled up first; bfloat16 and
     float32 do not need it. A disabled scaler passes ``scale``/``step``/``update`` straight through,
     so callers can always use it.
 
+    Args:
+        device, enabled, dtype: as for ``autocast``.
+
     Returns:
-        A ``torch.amp.GradScaler``, enabled only for CUDA with float16 autocast.
+        A ``torch.amp.GradScaler``, enabled only when the autocast dtype is float16 (by default
+        on CUDA GPUs without native bfloat16).
     """
     device = torch.device(device)
-    active = enabled and device.type == "cuda" and amp_dtype(device) == torch.float16
+    dtype = dtype if dtype is not None else amp_dtype(device)
+    active = enabled and device.type in ("cuda", "cpu") and dtype == torch.float16
     return torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu", enabled=active)

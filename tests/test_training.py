@@ -10,6 +10,8 @@ from ftlib.seeding import seed_everything
 from ftlib.surgery.heads import all_heads
 from ftlib.surgery.states import prepare
 from ftlib.training import History, evaluate, fit, predict
+from ftlib.training.loop import NonFiniteLossError, default_optimizer
+from ftlib.training.optim import param_groups
 
 KEYS = ["epoch", "train_loss", "train_top1", "train_top5"]
 VAL_KEYS = ["val_loss", "val_top1", "val_top5"]
@@ -241,5 +243,169 @@ def test_a_model_that_returns_neither_logits_nor_named_logits_is_refused():
         def forward(self, x):
             return {"scores": x}
 
-    with pytest.raises(ValueError, match="returned a dict, not a tensor of logits"):
+    with pytest.raises(ValueError, match=r"returned a dict with keys \['scores'\], not a tensor"):
         evaluate(Dict(), loader(blobs()), device="cpu", progress=False)
+
+
+class NoisyBlobs(torch.utils.data.Dataset):
+    """Blobs whose __getitem__ draws noise: in worker processes it uses the workers' seeds."""
+
+    def __init__(self, n=96):
+        self.base = blobs(n)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, index):
+        inputs, target = self.base[index]
+        return inputs + 0.1 * torch.randn(2), target
+
+
+def dropout_mlp():
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+
+
+def seeded_start(num_workers):
+    """A model with dropout and a shuffling loader of noisy samples, both seeded."""
+    seed_everything(0)
+    model = dropout_mlp()
+    data = DataLoader(
+        NoisyBlobs(),
+        batch_size=16,
+        shuffle=True,
+        num_workers=num_workers,
+        generator=seed_everything(1),
+    )
+    return model, data
+
+
+def hand_written_run(epochs, lr, num_workers):
+    """The loop a learner writes, with the optimizer recipe fit uses by default."""
+    model, data = seeded_start(num_workers)
+    optimizer = torch.optim.AdamW(param_groups(model, lr=lr, weight_decay=0.01))
+    for _ in range(epochs):
+        model.train()
+        for inputs, targets in data:
+            loss = nn.functional.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_fit_equals_a_hand_written_loop_bit_for_bit_with_shuffling(num_workers):
+    by_hand = hand_written_run(epochs=2, lr=1e-2, num_workers=num_workers)
+    model, data = seeded_start(num_workers)
+    # Each pass over a DataLoader draws a seed from its generator: give validation its own.
+    val = DataLoader(blobs(seed=1), batch_size=50, generator=torch.Generator())
+    fit(model, data, epochs=2, lr=1e-2, val_loader=val, progress=True)
+    for name, tensor in by_hand.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
+class CountingLoader(DataLoader):
+    """A DataLoader that counts how often an iterator over it is made."""
+
+    iterators = 0
+
+    def __iter__(self):
+        self.iterators += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_each_pass_makes_one_iterator_of_each_loader(progress):
+    train, val = CountingLoader(blobs(), batch_size=32), CountingLoader(blobs(), batch_size=32)
+    fit(mlp(), train, epochs=3, val_loader=val, progress=progress)
+    evaluate(mlp(), val, progress=progress)
+    predict(mlp(), val, progress=progress)
+    assert (train.iterators, val.iterators) == (3, 5)
+
+
+def test_default_optimizer_gives_the_head_ten_times_the_rate_and_no_decay_on_biases():
+    model = mlp()
+    groups = {group["name"]: group for group in default_optimizer(model, lr=0.01).param_groups}
+    assert groups["body"]["lr"] == 0.01 and groups["head"]["lr"] == pytest.approx(0.1)
+    assert groups["body"]["weight_decay"] == 0.01 and groups["body_no_decay"]["weight_decay"] == 0
+    assert {id(p) for p in groups["head"]["params"]} == {id(model[2].weight)}
+    assert {id(p) for p in groups["head_no_decay"]["params"]} == {id(model[2].bias)}
+
+
+def test_a_model_without_a_head_trains_every_parameter_at_lr():
+    class Bilinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(3, 2))
+
+        def forward(self, x):
+            return x @ self.weight.T
+
+    groups = default_optimizer(Bilinear(), lr=0.01).param_groups
+    assert [(group["name"], group["lr"]) for group in groups] == [("body", 0.01)]
+
+
+def nan_at(index, n=40):
+    """Blobs whose sample ``index`` is NaN."""
+    inputs, targets = blobs(n).tensors
+    inputs = inputs.clone()
+    inputs[index] = float("nan")
+    return TensorDataset(inputs, targets)
+
+
+def test_a_nan_loss_stops_fit_naming_epoch_and_batch_before_any_weight_changes():
+    torch.manual_seed(0)
+    stopped = mlp()
+    with pytest.raises(NonFiniteLossError, match=r"nan at epoch 1, batch 2 of 4.*lr=.*clip_grad"):
+        fit(stopped, DataLoader(nan_at(15), batch_size=10), epochs=1, progress=False)
+    first_batch_only = mlp()
+    first_batch = TensorDataset(*nan_at(15)[:10])
+    fit(first_batch_only, DataLoader(first_batch, batch_size=10), epochs=1, progress=False)
+    for name, tensor in first_batch_only.state_dict().items():
+        assert torch.equal(stopped.state_dict()[name], tensor), name
+
+
+def test_an_infinite_loss_is_stopped_too():
+    def overflowing(logits, targets):
+        return nn.functional.cross_entropy(logits, targets) * float("inf")
+
+    with pytest.raises(NonFiniteLossError, match="inf at epoch 1, batch 1"):
+        fit(mlp(), loader(blobs()), epochs=1, loss_fn=overflowing, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        (nn.functional.one_hot(torch.arange(8) % 3).float(), r"one-hot .*argmax\(dim=1\)"),
+        ((torch.arange(8) % 3).float(), r"integer class indices, got dtype torch.float32"),
+        (torch.arange(8) % 4, r"target 3 is out of range for a model with 3 outputs"),
+        (torch.arange(8) % 3 - 1, r"target -1 is out of range"),
+        ((torch.arange(8) % 3).reshape(4, 2), r"shape \(batch,\), got shape \(4, 2\)"),
+    ],
+)
+def test_bad_targets_are_refused_before_any_weight_changes(targets, message):
+    model = mlp()
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    bad = DataLoader(TensorDataset(torch.randn(len(targets), 2), targets), batch_size=8)
+    with pytest.raises(ValueError, match=message):
+        fit(model, bad, epochs=1, progress=False)
+    assert all(torch.equal(model.state_dict()[name], t) for name, t in before.items())
+
+
+def test_integer_targets_of_any_width_train_like_long_ones():
+    narrow, wide = mlp(), mlp()
+    inputs, targets = blobs().tensors
+    for model, labels in ((narrow, targets.to(torch.uint8)), (wide, targets)):
+        data = DataLoader(TensorDataset(inputs, labels), batch_size=32)
+        fit(model, data, epochs=1, progress=False)
+    for name, tensor in wide.state_dict().items():
+        assert torch.equal(narrow.state_dict()[name], tensor), name
+
+
+def test_a_custom_loss_with_no_topk_may_take_float_targets():
+    inputs = torch.randn(32, 2)
+    regression = DataLoader(TensorDataset(inputs, inputs.sum(1, keepdim=True)), batch_size=8)
+    model = nn.Linear(2, 1)
+    history = fit(model, regression, epochs=40, lr=0.05, loss_fn=nn.functional.mse_loss, topk=())
+    assert history.last["train_loss"] < 0.05 * history.column("train_loss")[0]
+    assert list(history.last) == ["epoch", "train_loss", "seconds"]

@@ -19,11 +19,19 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
 
 from ftlib.device import best_device, to_device
 from ftlib.surgery.heads import find_head
-from ftlib.training.loop import History, _eval_mode, _inputs_and_targets, fit
+from ftlib.training.batches import call_model, split_batch, split_outputs
+from ftlib.training.loop import (
+    DEFAULT_LR,
+    DEFAULT_WEIGHT_DECAY,
+    History,
+    _eval_mode,
+    default_optimizer,
+    fit,
+)
+from ftlib.training.progress import progress_bar
 
 
 def extract_features(
@@ -85,9 +93,11 @@ def fit_head_cached(
         head: qualified name of the head; None finds it with ``ftlib.find_head``.
         val_loader: when given, its features are cached too and evaluated after each epoch.
         epochs: number of passes over the cache, at least 1.
-        **fit_kwargs: passed on to ``ftlib.training.fit`` (optimizer, lr, loss_fn, device, amp,
-            clip_grad_norm, topk, scheduler, progress). An optimizer must hold the head's
-            parameters (one built over all trainable parameters of the model does).
+        **fit_kwargs: passed on to ``ftlib.training.fit`` (optimizer, lr, weight_decay,
+            loss_fn, device, amp, clip_grad_norm, topk, scheduler, progress, ...). An optimizer
+            must hold the head's parameters (one built over all trainable parameters of the
+            model does); without one, the head gets what ``fit`` would give it on the whole
+            model (``default_optimizer(model, ...)``: the head's rate, ``10 * lr``).
 
     Returns:
         The ``History`` of ``fit`` on the cache; ``seconds`` excludes the one-off extraction.
@@ -107,6 +117,12 @@ def fit_head_cached(
         )
     device = best_device(fit_kwargs.pop("device", None))
     progress = fit_kwargs.get("progress", True)
+    if fit_kwargs.get("optimizer") is None:
+        fit_kwargs["optimizer"] = default_optimizer(
+            model,
+            lr=fit_kwargs.pop("lr", DEFAULT_LR),
+            weight_decay=fit_kwargs.pop("weight_decay", DEFAULT_WEIGHT_DECAY),
+        )
     train_features, head_is_last = _extract(model, train_loader, head, device, progress)
     if not head_is_last:
         raise ValueError(
@@ -136,16 +152,17 @@ def _extract(
 
     features, targets, head_is_last = [], [], True
     model.to(device)
+    ordered = _in_order(loader)
+    bar = progress_bar(
+        total=len(ordered), desc="extract features", unit="batch", enabled=progress, leave=False
+    )
     handle = head_module.register_forward_hook(record)
     try:
         with _rng_untouched(), _eval_mode(model), torch.no_grad():
-            batches = tqdm(
-                _in_order(loader), desc="extract features", leave=False, disable=not progress
-            )
-            for batch in batches:
-                inputs, batch_targets = to_device(_inputs_and_targets(batch), device)
+            for batch in ordered:
+                inputs, batch_targets = to_device(split_batch(batch), device)
                 seen.clear()
-                logits = model(inputs)
+                logits, _ = split_outputs(call_model(model, inputs))
                 if len(seen) != 1:
                     raise ValueError(
                         f"the head {head!r} ran {len(seen)} times in one forward pass; "
@@ -157,8 +174,10 @@ def _extract(
                 )
                 features.append(head_input.cpu())
                 targets.append(batch_targets.cpu())
+                bar.update()
     finally:
         handle.remove()
+        bar.close()
     return TensorDataset(torch.cat(features), torch.cat(targets)), head_is_last
 
 

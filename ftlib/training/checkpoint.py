@@ -2,13 +2,14 @@
 
 A checkpoint trained for 10 classes does not fit a model with a fresh 5-class head. Loading it
 raises ``HeadMismatchError``, which says so and points to ``body_only=True``: load everything but
-the head, which is exactly how a fine-tuning run reuses a pretrained body.
+the head, which is exactly how a fine-tuning run reuses a pretrained body. A checkpoint of
+another architecture raises ``ArchitectureMismatchError``, naming both. Every file that cannot
+be read (empty, truncated, not a PyTorch file, pickled objects) gets a one-line cause.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ _FORMAT = "ftlib.checkpoint/1"
 
 class HeadMismatchError(ValueError):
     """The checkpoint's classifier head has other shapes than the model's head."""
+
+
+class ArchitectureMismatchError(ValueError):
+    """The checkpoint holds another architecture (or configuration) than the model's body."""
 
 
 def save_checkpoint(
@@ -41,19 +46,7 @@ def save_checkpoint(
     Returns:
         The path written, as a ``Path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    payload = {
-        "format": _FORMAT,
-        "model_class": type(model).__name__,
-        "state_dict": state,
-        "extra": dict(extra or {}),
-    }
-    partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    partial.replace(path)
-    return path
+    return write_payload(model, path, extra=extra)
 
 
 def load_checkpoint(
@@ -81,26 +74,25 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a checkpoint written by ``save_checkpoint``.
+        ValueError: ``path`` is not a checkpoint written by ``save_checkpoint`` (empty,
+            truncated, another kind of file); the message says which.
         HeadMismatchError: the saved head has other shapes or entries (a bias, say) than the
             model's head.
-        RuntimeError: the bodies do not match (PyTorch's message lists the differences).
+        ArchitectureMismatchError: the bodies do not match (another architecture or
+            configuration); the message counts the differences and names the saved class.
     """
     path = Path(path)
-    payload = _read(path, map_location)
+    payload = read_payload(path, map_location)
     state: dict[str, torch.Tensor] = payload["state_dict"]
+    saved = payload["model_class"]
+    heads = _head_names(model, head) if body_only else _head_names_if_any(model, head)
+    _check_architecture(model, state, heads, path, saved)
     if body_only:
-        heads = _head_names(model, head)
-        body = {name: t for name, t in state.items() if not _in_any(name, heads)}
-        result = model.load_state_dict(body, strict=False)
-        missing = [name for name in result.missing_keys if not _in_any(name, heads)]
-        if missing or result.unexpected_keys:
-            raise RuntimeError(
-                f"the body in {path} does not match {type(model).__name__}: missing "
-                f"{missing}, unexpected {result.unexpected_keys}"
-            )
+        model.load_state_dict(
+            {name: t for name, t in state.items() if not _in_any(name, heads)}, strict=False
+        )
     else:
-        _check_head(model, state, head, path, payload["model_class"])
+        _check_head(model, state, heads, path, saved)
         model.load_state_dict(state)
     return payload["extra"]
 
@@ -114,18 +106,51 @@ def checkpoint_extra(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is not a checkpoint written by ``save_checkpoint``.
     """
-    return _read(Path(path), "cpu")["extra"]
+    return read_payload(Path(path), "cpu")["extra"]
 
 
-def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+def write_payload(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    extra: dict[str, Any] | None = None,
+    **more: Any,
+) -> Path:
+    """Write a checkpoint of ``model`` with ``extra`` and any ``more`` top-level entries.
+
+    Why: a resumable training checkpoint is a weights checkpoint plus the run's state, so
+    ``load_checkpoint`` reads both kinds.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    payload = {
+        "format": _FORMAT,
+        "model_class": type(model).__name__,
+        "state_dict": state,
+        "extra": dict(extra or {}),
+        **more,
+    }
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    partial.replace(path)
+    return path
+
+
+def read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Everything in a checkpoint file, or an error with a one-line cause and what to do.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is empty, truncated, not a PyTorch file, holds pickled objects
+            rather than weights, or was not written by ``save_checkpoint``.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(
-            f"{path} is not a checkpoint written by ftlib.save_checkpoint ({error})"
-        ) from error
+    except Exception as error:  # torch.load raises many kinds (EOFError, KeyError, OSError, ...)
+        raise ValueError(_unreadable(path, error)) from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(
             f"{path} is not a checkpoint written by ftlib.save_checkpoint; a bare state_dict "
@@ -134,20 +159,69 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     return payload
 
 
-def _check_head(
-    model: nn.Module, state: dict[str, torch.Tensor], head: str | None, path: Path, saved: str
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, from its first bytes, its size and the error."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        start = file.read(4)
+    pytorch_file = start == b"PK\x03\x04" or start[:1] == b"\x80"  # zip, or legacy pickle
+    if size == 0:
+        cause = "is empty (0 bytes)"
+    elif not pytorch_file:
+        cause = f"is not a PyTorch file (it starts with {start!r})"
+    elif "Weights only load failed" in str(error):
+        return (
+            f"{path} holds pickled Python objects, not only weights (a model saved whole with "
+            "torch.save(model)?); if you trust its source, load it with "
+            "torch.load(path, weights_only=False) and save it again with ftlib.save_checkpoint"
+        )
+    else:
+        cause = f"is a damaged or truncated PyTorch file ({size:,} bytes)"
+    return (
+        f"{path} {cause}, not a checkpoint written by ftlib.save_checkpoint. Write it again "
+        "(an interrupted copy or download leaves such files), or pick the right file"
+    )
+
+
+def _check_architecture(
+    model: nn.Module, state: dict[str, torch.Tensor], heads: list[str], path: Path, saved: str
 ) -> None:
-    """Raise HeadMismatchError when the entries that differ (shape, or present in one only)
-    belong to the head."""
+    """Raise ArchitectureMismatchError when entries outside the heads differ (names, shapes)."""
+    own = {name: t.shape for name, t in model.state_dict().items() if not _in_any(name, heads)}
+    theirs = {name: t.shape for name, t in state.items() if not _in_any(name, heads)}
+    missing, unexpected = sorted(own.keys() - theirs), sorted(theirs.keys() - own)
+    reshaped = [name for name in own if name in theirs and own[name] != theirs[name]]
+    if not (missing or unexpected or reshaped):
+        return
+    name = type(model).__name__
+    held = f"a {saved}, not a {name}" if saved != name else f"a {name} of another configuration"
+    differences = [
+        f"{len(missing)} of the model's entries are missing (e.g. {_some(missing)})",
+        f"{len(unexpected)} of the checkpoint's are not in the model (e.g. {_some(unexpected)})",
+    ]
+    if reshaped:
+        first = reshaped[0]
+        differences.append(
+            f"{len(reshaped)} have other shapes (e.g. {first}: {tuple(theirs[first])} saved, "
+            f"{tuple(own[first])} in the model)"
+        )
+    raise ArchitectureMismatchError(
+        f"{path} holds {held}: {'; '.join(differences)}. Build the model the checkpoint was "
+        f"saved from ({saved}) before loading it"
+    )
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:2]) + (", ..." if len(names) > 2 else "") if names else "none"
+
+
+def _check_head(
+    model: nn.Module, state: dict[str, torch.Tensor], heads: list[str], path: Path, saved: str
+) -> None:
+    """Raise HeadMismatchError when a head entry differs (shape, or present in one only)."""
     own = model.state_dict()
     differing = [n for n in own if n not in state or state[n].shape != own[n].shape]
     differing += [n for n in state if n not in own]
-    if not differing:
-        return
-    try:
-        heads = _head_names(model, head)
-    except HeadNotFoundError:
-        return  # no head to blame: load_state_dict reports the differences
     for name in differing:
         if _in_any(name, heads):
             if name not in own:
@@ -163,6 +237,14 @@ def _check_head(
                 f"the head in {path} does not fit {type(model).__name__}: {difference}. To "
                 "reuse the body under the model's own head, pass body_only=True"
             )
+
+
+def _head_names_if_any(model: nn.Module, head: str | None) -> list[str]:
+    """The head names, or none for a model without a head (then all entries are body)."""
+    try:
+        return _head_names(model, head)
+    except HeadNotFoundError:
+        return []
 
 
 def _head_names(model: nn.Module, head: str | None) -> list[str]:

@@ -1,24 +1,60 @@
 """The training loop every lesson reuses: ``fit``, ``evaluate`` and ``predict``.
 
-``fit`` is the loop you would write by hand (forward, loss, backward, step), plus what a real run
-needs: mixed precision on a GPU, optional gradient clipping, a progress bar, and a ``History`` of
-per-epoch numbers returned as data for the notebook to print or plot.
+``fit`` is the loop you would write by hand::
+
+    for epoch in range(epochs):
+        model.train()
+        for inputs, targets in train_loader:
+            loss = loss_fn(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+and with the same seed it computes exactly what that loop computes, bit for bit. Around it is
+what a real run needs: ftlib's optimizer recipe by default, targets checked before they reach
+the loss, a stop with a clear error when the loss turns NaN, mixed precision, gradient clipping
+and accumulation, schedulers stepped per epoch or per step, early stopping, resumable
+checkpoints, torchrun, a progress bar, and a ``History`` of per-epoch numbers returned as data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ftlib._choice import Choice
 from ftlib.device import autocast, best_device, grad_scaler, to_device
 from ftlib.metrics import topk_correct
+from ftlib.surgery.heads import HeadNotFoundError, all_heads
+from ftlib.training import distributed
+from ftlib.training.batches import (
+    call_model,
+    check_target_format,
+    check_target_range,
+    inputs_of,
+    split_batch,
+    split_outputs,
+)
+from ftlib.training.early_stopping import EarlyStopping, Watch
+from ftlib.training.history import History
+from ftlib.training.optim import HEAD_LR_MULT, param_groups
+from ftlib.training.performance import (
+    AmpSetting,
+    Performance,
+    compiled,
+    prepare_inputs,
+    resolve_amp,
+    use_layout,
+)
+from ftlib.training.progress import postfix, progress_bar
+from ftlib.training.resume import RunParts, load_run, save_run
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -26,62 +62,66 @@ AUX_LOSS_WEIGHT = 0.3
 """Weight of each auxiliary head's loss (GoogLeNet, Inception v3) in training, as in GoogLeNet's
 paper (Szegedy et al. 2015). Accuracies are always those of the main head."""
 
+DEFAULT_LR = 1e-3
+"""``fit``'s learning rate of the body when no ``lr`` is given: AdamW's own default."""
 
-@dataclass
-class History:
-    """What happened in each epoch of ``fit``, one dict per epoch.
+DEFAULT_WEIGHT_DECAY = 0.01
+"""Weight decay of the default optimizer on weight matrices: AdamW's own default."""
 
-    Keys, in order: ``epoch`` (counting from 1); ``train_loss`` and ``train_top1``,
-    ``train_top5`` (one ``top{k}`` per k in ``fit(topk=...)``); the same with ``val_`` when ``fit``
-    got a ``val_loader``; ``seconds`` (wall time of the epoch, validation included).
-    Losses are means over samples; accuracies are fractions in [0, 1].
+__all__ = [
+    "AUX_LOSS_WEIGHT",
+    "DEFAULT_LR",
+    "DEFAULT_WEIGHT_DECAY",
+    "History",
+    "NonFiniteLossError",
+    "SchedulerStep",
+    "default_optimizer",
+    "evaluate",
+    "fit",
+    "predict",
+]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; no weight was updated with it."""
+
+
+class SchedulerStep(Choice):
+    """When ``fit`` steps the learning-rate scheduler.
+
+    EPOCH ("epoch"): once after every epoch (StepLR, CosineAnnealingLR over epochs,
+    ReduceLROnPlateau). STEP ("step"): after every optimizer step (OneCycleLR, warm-up, cosine
+    over steps; size them with ``epochs * ceil(len(train_loader) / accumulate)`` steps).
     """
 
-    epochs: list[dict[str, float]] = field(default_factory=list)
+    EPOCH = "epoch"
+    STEP = "step"
 
-    def __len__(self) -> int:
-        return len(self.epochs)
 
-    def column(self, key: str) -> list[float]:
-        """The values of ``key``, one per epoch, ready to plot.
+def default_optimizer(
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    head_lr_mult: float = HEAD_LR_MULT,
+) -> torch.optim.AdamW:
+    """The optimizer ``fit`` uses when given none: ftlib's fine-tuning recipe.
 
-        Raises:
-            KeyError: ``key`` is not recorded; the message lists the keys there are.
-        """
-        if self.epochs and key not in self.epochs[0]:
-            hint = " (val_ keys need fit(..., val_loader=...))" if key.startswith("val_") else ""
-            raise KeyError(f"no {key!r} in this history{hint}; keys: {list(self.epochs[0])}")
-        return [record[key] for record in self.epochs]
+    Why: a fresh head must move far and a pretrained body little, and decay belongs on weight
+    matrices only; this is ``ftlib.param_groups``, the recipe the lessons teach.
 
-    @property
-    def last(self) -> dict[str, float]:
-        """The record of the final epoch. Raises IndexError when the history is empty."""
-        if not self.epochs:
-            raise IndexError("this history has no epochs yet")
-        return self.epochs[-1]
-
-    def best(self, key: str) -> dict[str, float]:
-        """The record of the epoch with the best ``key``.
-
-        Best means highest for accuracies (keys containing ``top``) and lowest for everything
-        else (losses, seconds). The first such epoch wins a tie.
-
-        Raises:
-            KeyError: ``key`` is not recorded.
-            IndexError: the history is empty.
-        """
-        values = self.column(key)
-        if not values:
-            raise IndexError("this history has no epochs yet")
-        pick = max if "top" in key else min
-        return self.epochs[pick(range(len(values)), key=values.__getitem__)]
-
-    def to_dict(self) -> dict[str, list[dict[str, float]]]:
-        """Plain data, JSON-ready and fit for ``save_checkpoint(extra=...)``.
-
-        ``History(**history.to_dict())`` rebuilds the history.
-        """
-        return {"epochs": [dict(record) for record in self.epochs]}
+    Returns:
+        AdamW over ``param_groups(model, lr=lr, weight_decay=weight_decay)``: the body at
+        ``lr``, the classifier head and any auxiliary heads at ``head_lr_mult * lr`` (10x),
+        no weight decay on biases and normalisation parameters, frozen parameters left out. A
+        model without a recognisable head trains every parameter at ``lr``.
+    """
+    try:
+        heads = all_heads(model)
+    except HeadNotFoundError:
+        heads = []
+    groups = param_groups(model, heads, lr=lr, weight_decay=weight_decay, head_lr_mult=head_lr_mult)
+    return torch.optim.AdamW(groups)
 
 
 def fit(
@@ -90,14 +130,21 @@ def fit(
     *,
     epochs: int,
     optimizer: torch.optim.Optimizer | None = None,
-    lr: float = 1e-3,
+    lr: float = DEFAULT_LR,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
     loss_fn: LossFn | None = None,
     val_loader: Iterable[Any] | None = None,
     device: str | torch.device | None = None,
-    amp: bool = True,
+    amp: AmpSetting = True,
     clip_grad_norm: float | None = None,
+    accumulate: int = 1,
     topk: Sequence[int] = (1, 5),
     scheduler: Any | None = None,
+    scheduler_step: SchedulerStep | str = SchedulerStep.EPOCH,
+    early_stopping: EarlyStopping | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    performance: Performance | None = None,
     progress: bool = True,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_loader``.
@@ -108,89 +155,134 @@ def fit(
     Args:
         model: the network; moved to ``device``. Frozen batch-norm layers stay as ``ftlib.freeze``
             left them.
-        train_loader: yields ``(inputs, targets)`` batches, targets as class indices.
-        epochs: number of passes over ``train_loader``, at least 1.
-        optimizer: defaults to AdamW over the trainable parameters with learning rate ``lr``
-            (``lr`` is ignored when you pass an optimizer).
-        lr: learning rate of the default optimizer.
+        train_loader: yields ``(inputs, targets)`` batches or dicts with ``"labels"`` (see
+            ``ftlib.training.batches``); targets are class indices.
+        epochs: number of passes over ``train_loader``, at least 1 (counting resumed ones).
+        optimizer: None uses ``default_optimizer``: AdamW with the body at ``lr`` and the
+            head(s) at ``10 * lr``, weight decay on weight matrices only. Pass your own to
+            choose otherwise (``lr`` and ``weight_decay`` are then ignored).
+        lr: learning rate of the body for the default optimizer.
+        weight_decay: weight decay of the default optimizer (not on biases and norms).
         loss_fn: ``loss_fn(logits, targets)`` returning the batch mean; defaults to cross-entropy.
         val_loader: when given, evaluated after each epoch (``val_`` keys in the history).
         device: where to train; None picks the best available (see ftlib.device.best_device).
-        amp: mixed precision on CUDA (bfloat16 or float16 with loss scaling); no effect elsewhere.
+        amp: mixed precision: True lets the device choose (bfloat16, else float16 with loss
+            scaling, on CUDA; float32 elsewhere), False keeps float32, ``"bf16"`` or ``"fp16"``
+            choose the dtype on any device whose autocast has it.
         clip_grad_norm: when given, rescale the gradients so their total L2 norm is at most this.
+        accumulate: add up the gradients of this many batches before each optimizer step (a
+            batch ``accumulate`` times larger, in the memory of one). The loss of each batch is
+            divided by ``accumulate``; a last, shorter group of an epoch still steps.
         topk: the k of the top-k accuracies to record.
-        scheduler: a learning-rate scheduler, stepped once per epoch. ``ReduceLROnPlateau`` gets
-            the validation loss (the training loss without a ``val_loader``).
-        progress: show a progress bar (tqdm; renders in notebooks); False silences it.
+        scheduler: a learning-rate scheduler, stepped as ``scheduler_step`` says.
+            ``ReduceLROnPlateau`` gets the validation loss (the training loss without a
+            ``val_loader``).
+        scheduler_step: ``"epoch"`` (the default) or ``"step"`` (after every optimizer step).
+        early_stopping: when given, stop once its ``monitor`` has not improved for ``patience``
+            epochs, and load the best epoch's weights back (``EarlyStopping``).
+        checkpoint: a file to write after every epoch with all the run needs to resume (model,
+            optimizer, scheduler, scaler, epoch, history, random states).
+        resume: a file written through ``checkpoint`` to continue from: the remaining epochs up
+            to ``epochs`` then train as the uninterrupted run would have, bit for bit on a CPU.
+            Pass the same options as the run it continues.
+        performance: speed settings that do not change what is learned (channels-last layout,
+            ``torch.compile``); None for none. See ``Performance``.
+        progress: show a progress bar (tqdm; a widget in notebooks); False silences it.
+
+    Under ``torchrun`` each process trains on its share of the data with
+    DistributedDataParallel (see ``ftlib.training.distributed``); the batch size of
+    ``train_loader`` is per process, metrics are summed over all processes, and only rank 0
+    shows progress and writes checkpoints.
 
     Returns:
-        The ``History``, one record per epoch.
+        The ``History``, one record per epoch (of the resumed run too, when resuming).
 
     Raises:
-        ValueError: ``epochs`` below 1, ``clip_grad_norm`` not positive, a model with no
-            trainable parameters, an empty loader, or batches that are not ``(inputs, targets)``.
+        ValueError: ``epochs`` below 1, ``clip_grad_norm`` not positive, ``accumulate`` below 1,
+            a model with no trainable parameters, an empty loader, batches that are not
+            ``(inputs, targets)``, targets that are not class indices of the model's outputs
+            (checked before the loss sees them, so no weight changes), early stopping on a
+            ``val_`` key without a ``val_loader``.
+        NonFiniteLossError: the loss became NaN or infinite; the message names epoch and batch
+            and what to try. The weights are those from before that batch.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(
-            f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}; "
-            "use None for no clipping"
-        )
-    device = best_device(device)
+    _check_counts(epochs=epochs, accumulate=accumulate, clip_grad_norm=clip_grad_norm)
+    step_every = SchedulerStep.parse(scheduler_step)
+    _check_scheduler(scheduler, step_every)
+    _check_early_stopping(early_stopping, val_loader)
+    performance = performance if performance is not None else Performance()
+    world = distributed.current_world()
+    device = distributed.process_device(world, best_device(device))
     model.to(device)
+    use_layout(model, performance)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError(
             f"{type(model).__name__} has no trainable parameters, so fit would change nothing; "
             "unfreeze some (ftlib.unfreeze), or use evaluate/predict for a frozen model"
         )
-    optimizer = optimizer if optimizer is not None else torch.optim.AdamW(trainable, lr=lr)
+    if optimizer is None:
+        optimizer = default_optimizer(model, lr=lr, weight_decay=weight_decay)
+    check_targets = _checks_targets(loss_fn, topk)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
-    scaler = grad_scaler(device, enabled=amp)
-
-    def step(loss: torch.Tensor) -> None:
-        model.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip_grad_norm is not None:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-            nn.utils.clip_grad_norm_(trainable, clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-
-    history = History()
-    bar = tqdm(range(1, epochs + 1), desc="fit", unit="epoch", disable=not progress)
-    for epoch in bar:
-        start = time.perf_counter()
-        model.train()
-        train = _run_epoch(
-            model,
-            train_loader,
-            device=device,
-            loss_fn=loss_fn,
-            topk=topk,
-            amp=amp,
-            step=step,
-            desc=f"epoch {epoch}/{epochs}",
-            progress=progress,
-        )
-        record: dict[str, float] = {"epoch": epoch, **_prefixed("train_", train)}
-        if val_loader is not None:
-            val = evaluate(
-                model,
-                val_loader,
-                loss_fn=loss_fn,
-                device=device,
-                topk=topk,
-                amp=amp,
-                progress=progress,
-            )
-            record.update(_prefixed("val_", val))
-        if scheduler is not None:
-            _step_scheduler(scheduler, record)
-        record["seconds"] = time.perf_counter() - start
-        history.epochs.append(record)
-        bar.set_postfix({key: f"{value:.3f}" for key, value in record.items() if "_" in key})
+    dtype = resolve_amp(amp, device)
+    scaler = grad_scaler(device, enabled=dtype is not None, dtype=dtype)
+    watch = Watch(early_stopping) if early_stopping is not None else None
+    parts = RunParts(model, optimizer, scheduler, scaler, watch, (train_loader, val_loader))
+    train_loader = distributed.shard_for_training(train_loader, world)
+    history, stopped = load_run(resume, parts) if resume is not None else (History(), False)
+    trained = distributed.wrap(model, device) if world.distributed else model
+    forward = compiled(trained, performance)
+    steps = _Steps(
+        optimizer,
+        scaler,
+        trainable,
+        clip_grad_norm=clip_grad_norm,
+        accumulate=accumulate,
+        scheduler=scheduler if step_every is SchedulerStep.STEP else None,
+        ddp=trained if world.distributed else None,
+    )
+    shared = {
+        "device": device,
+        "loss_fn": loss_fn,
+        "topk": topk,
+        "dtype": dtype,
+        "performance": performance,
+        "check_targets": check_targets,
+        "progress": progress and world.is_main,
+        "world": world,
+    }
+    bar = progress_bar(
+        total=epochs, desc="fit", unit="epoch", enabled=progress and world.is_main, leave=True
+    )
+    bar.update(len(history))
+    try:
+        for epoch in range(len(history) + 1, epochs + 1):
+            if stopped:
+                break
+            start = time.perf_counter()
+            distributed.set_epoch(train_loader, epoch - 1)
+            model.train()
+            desc = f"epoch {epoch}/{epochs}"
+            train = _run_epoch(forward, train_loader, desc=desc, steps=steps, epoch=epoch, **shared)
+            record: dict[str, float] = {"epoch": epoch, **_prefixed("train_", train)}
+            if val_loader is not None:
+                record.update(_prefixed("val_", _evaluate(model, val_loader, **shared)))
+            if scheduler is not None and step_every is SchedulerStep.EPOCH:
+                _step_scheduler(scheduler, record)
+            record["seconds"] = time.perf_counter() - start
+            history.epochs.append(record)
+            bar.update()
+            bar.set_postfix_str(postfix(record))
+            stopped = watch.update(record, model) if watch is not None else False
+            if checkpoint is not None:
+                if world.is_main:
+                    save_run(checkpoint, parts, history, stopped)
+                distributed.barrier(world)
+    finally:
+        bar.close()
+    if watch is not None:
+        watch.restore(model)
     return history
 
 
@@ -201,7 +293,7 @@ def evaluate(
     loss_fn: LossFn | None = None,
     device: str | torch.device | None = None,
     topk: Sequence[int] = (1, 5),
-    amp: bool = True,
+    amp: AmpSetting = True,
     progress: bool = True,
 ) -> dict[str, float]:
     """Mean loss and top-k accuracies of ``model`` on ``loader``, without training.
@@ -211,28 +303,36 @@ def evaluate(
 
     Args:
         model: the network; moved to ``device``.
-        loader: yields ``(inputs, targets)`` batches.
+        loader: yields ``(inputs, targets)`` batches or dicts with ``"labels"``.
         loss_fn, device, topk, amp, progress: as in ``fit``.
+
+    Under ``torchrun`` a DataLoader over a sequential sampler is split between the processes
+    and the sums are added up, so every process gets the numbers of the whole loader.
 
     Returns:
         ``{"loss": ..., "top1": ..., "top5": ...}`` (one ``top{k}`` per k in ``topk``).
 
     Raises:
-        ValueError: an empty loader, or batches that are not ``(inputs, targets)``.
+        ValueError: an empty loader, batches that are not ``(inputs, targets)``, or targets
+            that are not class indices of the model's outputs.
     """
-    device = best_device(device)
+    world = distributed.current_world()
+    device = distributed.process_device(world, best_device(device))
     model.to(device)
-    with _eval_mode(model), torch.no_grad():
-        return _run_epoch(
-            model,
-            loader,
-            device=device,
-            topk=topk,
-            amp=amp,
-            desc="evaluate",
-            loss_fn=loss_fn if loss_fn is not None else nn.CrossEntropyLoss(),
-            progress=progress,
-        )
+    check_targets = _checks_targets(loss_fn, topk)
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    return _evaluate(
+        model,
+        loader,
+        device=device,
+        loss_fn=loss_fn,
+        topk=topk,
+        dtype=resolve_amp(amp, device),
+        performance=Performance(),
+        check_targets=check_targets,
+        progress=progress and world.is_main,
+        world=world,
+    )
 
 
 def predict(
@@ -240,7 +340,7 @@ def predict(
     loader: Iterable[Any],
     *,
     device: str | torch.device | None = None,
-    amp: bool = True,
+    amp: AmpSetting = True,
     progress: bool = True,
 ) -> torch.Tensor:
     """The model's outputs (logits) for every sample of ``loader``, in loader order.
@@ -249,23 +349,34 @@ def predict(
 
     Args:
         model: the network; run in eval mode without gradients, modes restored afterwards.
-        loader: yields input tensors, or ``(inputs, ...)`` tuples whose first item is the input.
+        loader: yields input tensors, ``(inputs, ...)`` tuples whose first item is the input,
+            or dicts of model inputs (a ``"labels"`` entry is ignored).
         device, amp, progress: as in ``fit``.
 
     Returns:
-        A float32 tensor of shape ``(N, C)`` on the CPU.
+        A float32 tensor of shape ``(N, C)`` on the CPU. Under ``torchrun`` every process
+        predicts the whole loader.
 
     Raises:
-        ValueError: an empty loader, or batches with no input tensor first.
+        ValueError: an empty loader, or batches with no inputs.
     """
-    device = best_device(device)
+    device = distributed.process_device(distributed.current_world(), best_device(device))
     model.to(device)
+    dtype = resolve_amp(amp, device)
     outputs = []
-    with _eval_mode(model), torch.no_grad():
-        for batch in tqdm(loader, desc="predict", unit="batch", leave=False, disable=not progress):
-            inputs = to_device(_inputs_of(batch), device)
-            with autocast(device, enabled=amp):
-                outputs.append(model(inputs).float())
+    bar = progress_bar(
+        total=_length(loader), desc="predict", unit="batch", enabled=progress, leave=False
+    )
+    try:
+        with _eval_mode(model), torch.no_grad():
+            for batch in loader:
+                inputs = to_device(inputs_of(batch), device)
+                with autocast(device, enabled=dtype is not None, dtype=dtype):
+                    logits, _ = split_outputs(call_model(model, inputs))
+                outputs.append(logits.float())
+                bar.update()
+    finally:
+        bar.close()
     if not outputs:
         raise ValueError(_EMPTY_LOADER)
     return torch.cat(outputs).cpu()
@@ -277,82 +388,214 @@ _EMPTY_LOADER = (
 )
 
 
+class _Steps:
+    """Backward passes and optimizer steps: loss scaling, clipping, accumulation, the scheduler.
+
+    With ``accumulate=k`` the optimizer steps after every k-th batch and after the last batch
+    of an epoch; under DistributedDataParallel the batches in between skip the gradient
+    all-reduce (``no_sync``), as they would in a hand-written DDP loop.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        parameters: list[nn.Parameter],
+        *,
+        clip_grad_norm: float | None,
+        accumulate: int,
+        scheduler: Any | None,
+        ddp: nn.Module | None,
+    ) -> None:
+        self.optimizer, self.scaler, self.parameters = optimizer, scaler, parameters
+        self.clip_grad_norm, self.accumulate = clip_grad_norm, accumulate
+        self.scheduler, self.ddp = scheduler, ddp
+        self.steps_now = True
+        self.pending = False
+        for parameter in parameters:  # gradients left over from before fit must not count
+            parameter.grad = None
+
+    def batch(self, index: int, total: int | None) -> contextlib.AbstractContextManager:
+        """Context for the forward and backward pass of batch ``index`` (from 1) of ``total``."""
+        self.steps_now = index % self.accumulate == 0 or index == total
+        if self.ddp is not None and not self.steps_now and total is not None:
+            return self.ddp.no_sync()
+        return contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor, where: str) -> None:
+        """Backpropagate ``loss``, then step if this batch completes a group.
+
+        Raises:
+            NonFiniteLossError: ``loss`` is NaN or infinite (checked before backward).
+        """
+        if not torch.isfinite(loss.detach()):
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at {where}; fit stopped before this batch "
+                "changed any weight. Try a lower learning rate (lr=...), gradient clipping "
+                "(clip_grad_norm=1.0), float32 or bfloat16 instead of float16 (amp=False or "
+                "amp='bf16'), and check that the inputs hold no NaN or inf"
+            )
+        scaled = loss if self.accumulate == 1 else loss / self.accumulate
+        self.scaler.scale(scaled).backward()
+        self.pending = True
+        if self.steps_now:
+            self.step()
+
+    def finish_epoch(self) -> None:
+        """Step on what is left of a group when a loader without a length ran out."""
+        if self.pending:
+            self.step()
+
+    def step(self) -> None:
+        if self.clip_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
+            nn.utils.clip_grad_norm_(self.parameters, self.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        for parameter in self.parameters:
+            parameter.grad = None
+        self.pending = False
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+
+def batch_loss(
+    model: nn.Module,
+    batch: Any,
+    *,
+    device: torch.device,
+    loss_fn: LossFn,
+    dtype: torch.dtype | None,
+    performance: Performance,
+    check_targets: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward pass of one batch: ``(loss, logits, targets)``, targets on ``device``.
+
+    Why: ``fit``, ``evaluate`` and ``lr_find`` must read batches, check targets and weigh
+    auxiliary heads the same way. Targets are checked where the loader left them (usually the
+    CPU, so the check does not wait for a GPU) and before the loss sees them.
+    """
+    inputs, targets = split_batch(batch)
+    if check_targets:
+        targets = check_target_format(targets)
+    labels = targets
+    inputs, targets = to_device((inputs, targets), device)
+    inputs = prepare_inputs(inputs, performance)
+    with autocast(device, enabled=dtype is not None, dtype=dtype):
+        logits, aux_logits = split_outputs(call_model(model, inputs))
+        if check_targets and logits.ndim == 2:
+            check_target_range(labels, logits.shape[1])
+        loss = loss_fn(logits, targets)
+        for aux in aux_logits:
+            loss = loss + AUX_LOSS_WEIGHT * loss_fn(aux, targets)
+    return loss, logits, targets
+
+
 def _run_epoch(
     model: nn.Module,
     loader: Iterable[Any],
     *,
     device: torch.device,
-    loss_fn: LossFn,
     topk: Sequence[int],
-    amp: bool,
-    desc: str,
     progress: bool,
-    step: Callable[[torch.Tensor], None] | None = None,
+    world: distributed.World,
+    desc: str,
+    steps: _Steps | None = None,
+    epoch: int = 0,
+    sum_over_processes: bool = True,
+    **options: Any,
 ) -> dict[str, float]:
-    """One pass over ``loader``; ``step(loss)`` after each batch when training."""
-    # Sums stay on the device so the loop never waits for the GPU; one sync at the end.
+    """One pass over ``loader``, training when ``steps`` is given; the loader is iterated once.
+
+    ``options`` are those of ``batch_loss``.
+    """
     loss_sum = torch.zeros((), device=device)
     hits = {k: torch.zeros((), dtype=torch.long, device=device) for k in topk}
     seen = 0
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-        inputs, targets = to_device(_inputs_and_targets(batch), device)
-        with autocast(device, enabled=amp):
-            logits, aux_logits = _split_outputs(model(inputs))
-            loss = loss_fn(logits, targets)
-            for aux in aux_logits:
-                loss = loss + AUX_LOSS_WEIGHT * loss_fn(aux, targets)
-        if step is not None:
-            step(loss)
-        loss_sum += loss.detach().float() * len(targets)
-        for k, count in topk_correct(logits.detach(), targets, topk).items():
-            hits[k] += count
-        seen += len(targets)
+    total = _length(loader)
+    bar = progress_bar(total=total, desc=desc, unit="batch", enabled=progress, leave=False)
+    try:
+        for index, batch in enumerate(loader, start=1):
+            with steps.batch(index, total) if steps is not None else contextlib.nullcontext():
+                loss, logits, targets = batch_loss(model, batch, device=device, **options)
+                if steps is not None:
+                    steps.backward(loss, f"epoch {epoch}, batch {index} of {total or '?'}")
+            # Sums stay on the device so the loop never waits for the GPU to report them.
+            loss_sum += loss.detach().float() * len(targets)
+            if hits:
+                for k, count in topk_correct(logits.detach(), targets, topk).items():
+                    hits[k] += count
+            seen += len(targets)
+            bar.update()
+        if steps is not None:
+            steps.finish_epoch()
+    finally:
+        bar.close()
+    counts = [loss_sum, *hits.values(), torch.tensor(seen, device=device)]
+    if world.distributed and sum_over_processes:
+        counts = distributed.sum_over_processes(counts)
+    loss_sum, *hit_counts, seen_count = counts
+    seen = int(seen_count.item())
     if seen == 0:
         raise ValueError(_EMPTY_LOADER)
-    return {"loss": loss_sum.item() / seen, **{f"top{k}": hits[k].item() / seen for k in topk}}
+    accuracies = {f"top{k}": count.item() / seen for k, count in zip(hits, hit_counts, strict=True)}
+    return {"loss": loss_sum.item() / seen, **accuracies}
 
 
-def _split_outputs(outputs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(main logits, auxiliary logits) of a forward pass.
-
-    GoogLeNet and Inception v3 return a named tuple with ``logits`` and auxiliary logits in train
-    mode (``GoogLeNetOutputs``, ``InceptionOutputs``) and plain logits in eval mode.
-    """
-    if isinstance(outputs, torch.Tensor):
-        return outputs, []
-    fields = getattr(outputs, "_asdict", lambda: {})()
-    if isinstance(fields.get("logits"), torch.Tensor):
-        aux = [value for key, value in fields.items() if key != "logits" and value is not None]
-        return fields["logits"], aux
-    raise ValueError(
-        f"the model returned {_describe(outputs)}, not a tensor of logits (or a named tuple "
-        "with a 'logits' field, as GoogLeNet and Inception v3 return in train mode)"
-    )
+def _evaluate(
+    model: nn.Module, loader: Iterable[Any], *, world: distributed.World, **options: Any
+) -> dict[str, float]:
+    """``evaluate`` on a model already on its device; shared by ``fit`` for validation."""
+    shard, split = distributed.shard_for_evaluation(loader, world)
+    with _eval_mode(model), torch.no_grad():
+        return _run_epoch(
+            model, shard, world=world, desc="evaluate", sum_over_processes=split, **options
+        )
 
 
-def _inputs_and_targets(batch: Any) -> tuple[Any, torch.Tensor]:
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    raise ValueError(
-        f"expected each batch to be (inputs, targets), got {_describe(batch)}; "
-        "make the dataset return (input, target) pairs"
-    )
+def _checks_targets(loss_fn: LossFn | None, topk: Sequence[int]) -> bool:
+    """Targets must be class indices for the default loss and for top-k accuracy; your own
+    loss with ``topk=()`` may take any targets (regression, soft labels)."""
+    return loss_fn is None or bool(topk)
 
 
-def _inputs_of(batch: Any) -> torch.Tensor:
-    if isinstance(batch, torch.Tensor):
-        return batch
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
-        return batch[0]
-    raise ValueError(
-        f"expected each batch to be an input tensor or (inputs, ...), got {_describe(batch)}"
-    )
+def _check_counts(*, epochs: int, accumulate: int, clip_grad_norm: float | None) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ValueError(
+            f"accumulate must be an int of at least 1 (1: step after every batch), got "
+            f"{accumulate!r}"
+        )
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(
+            f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}; "
+            "use None for no clipping"
+        )
 
 
-def _describe(batch: Any) -> str:
-    if isinstance(batch, (tuple, list)):
-        return f"a {type(batch).__name__} of {len(batch)} items"
-    return f"a {type(batch).__name__}"
+def _check_scheduler(scheduler: Any | None, step_every: SchedulerStep) -> None:
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if plateau and step_every is SchedulerStep.STEP:
+        raise ValueError(
+            "ReduceLROnPlateau reacts to an epoch's validation loss, so it steps per epoch; "
+            "use scheduler_step='epoch' with it"
+        )
+
+
+def _check_early_stopping(rule: EarlyStopping | None, val_loader: Iterable[Any] | None) -> None:
+    if rule is not None and rule.monitor.startswith("val_") and val_loader is None:
+        raise ValueError(
+            f"early stopping watches {rule.monitor!r}, which needs a val_loader; pass "
+            "fit(..., val_loader=...) or monitor a train_ key"
+        )
+
+
+def _length(loader: Iterable[Any]) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:  # an iterable dataset or a generator
+        return None
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,154 @@
+"""What the training loop accepts as a batch and as a model's output, and the target checks.
+
+Batches come in two conventions:
+
+- ``(inputs, targets)`` pairs, as torchvision datasets give them; ``inputs`` is a tensor, or a
+  dict of keyword arguments for the model;
+- dicts holding the targets under ``"labels"`` (or ``"label"``) and the model's keyword arguments
+  under the other keys, as Hugging Face datasets give them (``{"pixel_values": ..., "labels":
+  ...}``).
+
+A model may return logits, a named tuple with a ``logits`` field and auxiliary logits
+(GoogLeNet and Inception v3 in train mode), or an object with a ``logits`` attribute (a Hugging
+Face ``ModelOutput``). Targets are class indices; they are checked before the loss sees them,
+so a wrong label never reaches an optimizer step (or, on a GPU, a device-side assert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+TARGET_KEYS = ("labels", "label")
+"""Keys under which a dict batch holds its targets (Hugging Face's names), first match wins."""
+
+
+def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
+    """``(inputs, targets)`` of a pair or a dict batch.
+
+    Raises:
+        ValueError: the batch is neither, with what it is and how to make it fit.
+    """
+    if isinstance(batch, Mapping):
+        key = next((key for key in TARGET_KEYS if key in batch), None)
+        if key is None:
+            raise ValueError(
+                f"a dict batch needs its targets under 'labels' (or 'label'), got the keys "
+                f"{sorted(batch)}; rename the target key, or yield (inputs, targets) pairs"
+            )
+        return _without_targets(batch), batch[key]
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError(
+        f"expected each batch to be (inputs, targets) or a dict with 'labels', got "
+        f"{describe(batch)}; make the dataset return (input, target) pairs"
+    )
+
+
+def inputs_of(batch: Any) -> Any:
+    """The model inputs of a batch that may carry no targets (``predict``).
+
+    Accepts a tensor, ``(inputs, ...)`` with a tensor or dict first, or a dict batch (its
+    target keys, if any, are left out).
+
+    Raises:
+        ValueError: no inputs can be found in the batch.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        return _without_targets(batch)
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], (torch.Tensor, Mapping)):
+        return batch[0]
+    raise ValueError(
+        f"expected each batch to be an input tensor, (inputs, ...) or a dict of model inputs, "
+        f"got {describe(batch)}"
+    )
+
+
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """``model(**inputs)`` for a dict of keyword arguments, else ``model(inputs)``."""
+    return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+
+
+def split_outputs(outputs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(main logits, auxiliary logits) of a forward pass.
+
+    GoogLeNet and Inception v3 return a named tuple with ``logits`` and auxiliary logits in
+    train mode (``GoogLeNetOutputs``, ``InceptionOutputs``); Hugging Face models a
+    ``ModelOutput`` whose other fields (hidden states, attentions, a loss) are no logits.
+
+    Raises:
+        ValueError: no logits in what the model returned.
+    """
+    if isinstance(outputs, torch.Tensor):
+        return outputs, []
+    fields = getattr(outputs, "_asdict", lambda: {})()
+    if isinstance(fields.get("logits"), torch.Tensor):
+        aux = [value for key, value in fields.items() if key != "logits" and value is not None]
+        return fields["logits"], aux
+    if isinstance(getattr(outputs, "logits", None), torch.Tensor):
+        return outputs.logits, []
+    raise ValueError(
+        f"the model returned {describe(outputs)}, not a tensor of logits (or an output with a "
+        "'logits' field, as GoogLeNet, Inception v3 and Hugging Face models return)"
+    )
+
+
+def check_target_format(targets: Any) -> torch.Tensor:
+    """Class-index targets as ``torch.long``, or a ValueError that says what to change.
+
+    Why: cross-entropy and top-k accuracy need one class index per sample; one-hot rows, float
+    labels and nested lists fail late and obscurely (or train on the wrong thing).
+    """
+    if not isinstance(targets, torch.Tensor):
+        raise ValueError(
+            f"targets must be a tensor of class indices, got {describe(targets)}; return "
+            "torch.tensor(label) (or an int) from the dataset's __getitem__"
+        )
+    shape = tuple(targets.shape)
+    if targets.is_floating_point() and targets.ndim == 2:
+        raise ValueError(
+            f"targets of shape {shape} and dtype {targets.dtype} look like one-hot or "
+            "probability rows; fit needs class indices of shape (batch,): use "
+            "targets.argmax(dim=1). For soft targets pass your own loss_fn and topk=()"
+        )
+    if targets.ndim != 1:
+        raise ValueError(
+            f"targets must be class indices of shape (batch,), got shape {shape}; "
+            "return one integer label per sample"
+        )
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise ValueError(
+            f"targets must be integer class indices, got dtype {targets.dtype}; convert them "
+            "with targets.long() (after rounding, if they are whole numbers stored as floats)"
+        )
+    return targets.long()
+
+
+def check_target_range(targets: torch.Tensor, num_classes: int) -> None:
+    """Raise ValueError unless every target is a valid index into ``num_classes`` logits."""
+    low, high = targets.min().item(), targets.max().item()
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"target {bad} is out of range for a model with {num_classes} outputs (valid "
+            f"classes: 0 to {num_classes - 1}); give the model one output per class "
+            "(ftlib.swap_head(model, num_classes=...)), or number the classes from 0"
+        )
+
+
+def describe(value: Any) -> str:
+    """A short description of a batch or output for error messages: its type, and size."""
+    if isinstance(value, Mapping):
+        return f"a {type(value).__name__} with keys {sorted(map(str, value))}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def _without_targets(batch: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in batch.items() if key not in TARGET_KEYS}
