@@ -45,6 +45,9 @@ _EXPORTS = {
     "fit": "ftlib.training.loop",
     "predict": "ftlib.training.loop",
     "EarlyStopping": "ftlib.training.early_stopping",
+    "fine_tune": "ftlib.training.recipes",
+    "gradual_unfreeze": "ftlib.training.recipes",
+    "lr_find": "ftlib.training.lr_find",
     "Performance": "ftlib.training.performance",
     "param_groups": "ftlib.training.optim",
     "extract_features": "ftlib.training.caching",
@@ -110,5 +113,7 @@ if TYPE_CHECKING:
         fit,
         predict,
     )
+    from ftlib.training.lr_find import lr_find
     from ftlib.training.optim import param_groups
     from ftlib.training.performance import Performance
+    from ftlib.training.recipes import fine_tune, gradual_unfreeze

@@ -47,8 +47,7 @@ def test_a_resumed_run_equals_the_uninterrupted_run_bit_for_bit(tmp_path):
     fit(first, data, epochs=2, checkpoint=tmp_path / "run.pt", progress=False, **parts)
     torch.manual_seed(999), random.seed(999), np.random.seed(999)  # a new process, say
     resumed, data, parts = start(seed=5)  # other initial weights: the checkpoint replaces them
-    history = fit(resumed, data, epochs=EPOCHS, resume=tmp_path / "run.pt", progress=False,
-                  **parts)  # fmt: skip
+    history = fit(resumed, data, epochs=EPOCHS, resume=tmp_path / "run.pt", progress=False, **parts)
 
     assert without_seconds(history) == without_seconds(straight)
     for name, tensor in model.state_dict().items():
@@ -96,9 +95,16 @@ def stopped_run(rule, epochs=20, **options):
     seed_everything(0)
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
     train, val = diverging_task()
-    history = fit(model, DataLoader(train, batch_size=16), epochs=epochs, lr=1e-2,
-                  val_loader=DataLoader(val, batch_size=64), early_stopping=rule,
-                  progress=False, **options)  # fmt: skip
+    history = fit(
+        model,
+        DataLoader(train, batch_size=16),
+        epochs=epochs,
+        lr=1e-2,
+        val_loader=DataLoader(val, batch_size=64),
+        early_stopping=rule,
+        progress=False,
+        **options,
+    )
     return model, history
 
 
@@ -146,5 +152,11 @@ def test_early_stopping_on_validation_needs_a_val_loader():
 def test_early_stopping_on_an_unrecorded_key_names_the_keys():
     train, _ = diverging_task()
     with pytest.raises(KeyError, match="no 'train_top3' in this history; keys: "):
-        fit(nn.Linear(2, 3), DataLoader(train, batch_size=16), epochs=2, topk=(1,),
-            early_stopping=EarlyStopping(monitor="train_top3"), progress=False)  # fmt: skip
+        fit(
+            nn.Linear(2, 3),
+            DataLoader(train, batch_size=16),
+            epochs=2,
+            topk=(1,),
+            early_stopping=EarlyStopping(monitor="train_top3"),
+            progress=False,
+        )

@@ -54,8 +54,14 @@ def test_epoch_is_the_default_scheduler_step_and_other_names_are_refused():
     model = mlp()
     optimizer = sgd(model)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    fit(model, DataLoader(blobs(), batch_size=16), epochs=2, optimizer=optimizer,
-        scheduler=schedule, progress=False)  # fmt: skip
+    fit(
+        model,
+        DataLoader(blobs(), batch_size=16),
+        epochs=2,
+        optimizer=optimizer,
+        scheduler=schedule,
+        progress=False,
+    )
     assert schedule.last_epoch == 2
     with pytest.raises(ValueError, match="unknown SchedulerStep 'batchwise'; use one of"):
         fit(mlp(), DataLoader(blobs()), epochs=1, scheduler_step="batchwise", progress=False)
@@ -71,8 +77,14 @@ def test_reduce_on_plateau_cannot_step_per_batch():
 def test_accumulating_two_half_batches_equals_one_full_batch():
     whole, halves = mlp(), mlp()
     fit(whole, DataLoader(blobs(), batch_size=32), epochs=2, optimizer=sgd(whole), progress=False)
-    fit(halves, DataLoader(blobs(), batch_size=16), epochs=2, optimizer=sgd(halves),
-        accumulate=2, progress=False)  # fmt: skip
+    fit(
+        halves,
+        DataLoader(blobs(), batch_size=16),
+        epochs=2,
+        optimizer=sgd(halves),
+        accumulate=2,
+        progress=False,
+    )
     for name, tensor in whole.state_dict().items():
         torch.testing.assert_close(halves.state_dict()[name], tensor, rtol=1e-5, atol=1e-6)
 
@@ -82,8 +94,14 @@ def test_a_last_short_group_of_an_epoch_still_steps():
     steps = []
     optimizer = sgd(model)
     optimizer.register_step_post_hook(lambda *_: steps.append(1))
-    fit(model, DataLoader(blobs(48), batch_size=16), epochs=2, optimizer=optimizer,
-        accumulate=2, progress=False)  # fmt: skip
+    fit(
+        model,
+        DataLoader(blobs(48), batch_size=16),
+        epochs=2,
+        optimizer=optimizer,
+        accumulate=2,
+        progress=False,
+    )
     assert len(steps) == 4  # batches (1, 2) and (3) in each epoch
 
 
@@ -97,8 +115,15 @@ def test_accumulate_must_be_a_positive_int(accumulate):
 def test_amp_names_the_autocast_dtype_even_on_a_cpu(amp, dtype):
     model, seen = mlp(), []
     model[0].register_forward_hook(lambda module, args, output: seen.append(output.dtype))
-    history = fit(model, DataLoader(blobs(), batch_size=16), epochs=3, lr=3e-2, amp=amp,
-                  device="cpu", progress=False)  # fmt: skip
+    history = fit(
+        model,
+        DataLoader(blobs(), batch_size=16),
+        epochs=3,
+        lr=3e-2,
+        amp=amp,
+        device="cpu",
+        progress=False,
+    )
     assert set(seen) == {dtype}
     assert model[0].weight.dtype == torch.float32  # master weights stay float32
     assert history.last["train_loss"] < history.column("train_loss")[0]
@@ -118,9 +143,13 @@ def conv_net():
     noise, which Adam would blow up to full steps."""
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
-    )  # fmt: skip
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
 
 
 def images(n=24):
@@ -133,8 +162,14 @@ def test_channels_last_trains_the_same_model_in_the_other_layout():
     fit(plain, DataLoader(images(), batch_size=8), epochs=2, device="cpu", progress=False)
     seen = []
     nhwc[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
-    fit(nhwc, DataLoader(images(), batch_size=8), epochs=2, device="cpu", progress=False,
-        performance=Performance(channels_last=True))  # fmt: skip
+    fit(
+        nhwc,
+        DataLoader(images(), batch_size=8),
+        epochs=2,
+        device="cpu",
+        progress=False,
+        performance=Performance(channels_last=True),
+    )
     assert nhwc[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
     for name, tensor in plain.state_dict().items():
@@ -147,8 +182,14 @@ def test_compile_runs_the_model_through_torch_compile_with_the_same_result():
     eager, compiled = mlp(), mlp()
     fit(eager, DataLoader(blobs(), batch_size=16), epochs=1, optimizer=sgd(eager), progress=False)
     counters.clear()
-    fit(compiled, DataLoader(blobs(), batch_size=16), epochs=1, optimizer=sgd(compiled),
-        performance=Performance(compile="eager"), progress=False)  # fmt: skip
+    fit(
+        compiled,
+        DataLoader(blobs(), batch_size=16),
+        epochs=1,
+        optimizer=sgd(compiled),
+        performance=Performance(compile="eager"),
+        progress=False,
+    )
     assert counters["stats"]["calls_captured"] > 0
     for name, tensor in eager.state_dict().items():
         torch.testing.assert_close(compiled.state_dict()[name], tensor)
@@ -157,8 +198,16 @@ def test_compile_runs_the_model_through_torch_compile_with_the_same_result():
 
 
 def test_the_postfix_is_short_and_keeps_the_numbers_worth_watching():
-    record = {"epoch": 3, "train_loss": 0.4123, "train_top1": 0.91, "train_top5": 1.0,
-              "val_loss": 0.3802, "val_top1": 0.9125, "val_top5": 1.0, "seconds": 12.5}  # fmt: skip
+    record = {
+        "epoch": 3,
+        "train_loss": 0.4123,
+        "train_top1": 0.91,
+        "train_top5": 1.0,
+        "val_loss": 0.3802,
+        "val_top1": 0.9125,
+        "val_top5": 1.0,
+        "seconds": 12.5,
+    }
     assert postfix(record) == "loss=0.412, val_loss=0.380, val_acc=0.912"
     assert postfix({"epoch": 1, "train_loss": 1.0, "train_top1": 0.5}) == "loss=1.000, acc=0.500"
 

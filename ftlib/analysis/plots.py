@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from ftlib.training import History
+    from ftlib.training.lr_find import LrSweep
 
 _SPLITS = {"train_": "training ", "val_": "validation "}
 _METRICS = {"loss": "loss (cross-entropy)", "seconds": "seconds per epoch"}
@@ -151,5 +152,30 @@ def plot_strategy_comparison(
         )
     ax.set_xticks(np.arange(len(settings)), settings)
     ax.set(title=title, xlabel="setting", ylabel=f"{ylabel} (mean ± std over seeds)")
+    ax.legend()
+    return ax
+
+
+def plot_lr_find(sweep: LrSweep, ax: Axes | None = None) -> Axes:
+    """Plot the loss of a learning-rate sweep against the rate, with the suggested rate marked.
+
+    Args:
+        sweep: what ``ftlib.training.lr_find.lr_find`` returned.
+        ax: the axes to draw on; None makes a new figure.
+
+    Returns:
+        The axes: rate on a log x axis, smoothed training loss on y, a dashed line at the
+        suggestion (labelled with its value).
+    """
+    ax = _new_axes(ax)
+    ax.plot(sweep.lrs, sweep.losses, label="smoothed training loss")
+    label = f"suggestion {sweep.suggestion:.2g}"
+    ax.axvline(sweep.suggestion, color="tab:red", linestyle="--", label=label)
+    ax.set_xscale("log")
+    ax.set(
+        title="Learning-rate sweep",
+        xlabel="learning rate of the body (log scale)",
+        ylabel=_describe("train_loss"),
+    )
     ax.legend()
     return ax

@@ -559,9 +559,14 @@ def _checks_targets(loss_fn: LossFn | None, topk: Sequence[int]) -> bool:
     return loss_fn is None or bool(topk)
 
 
-def _check_counts(*, epochs: int, accumulate: int, clip_grad_norm: float | None) -> None:
+def check_epochs(epochs: int) -> None:
+    """Raise ValueError unless ``epochs`` is an int of at least 1 (a bool is no count)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
+
+
+def _check_counts(*, epochs: int, accumulate: int, clip_grad_norm: float | None) -> None:
+    check_epochs(epochs)
     if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
         raise ValueError(
             f"accumulate must be an int of at least 1 (1: step after every batch), got "

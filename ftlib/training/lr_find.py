@@ -1,0 +1,211 @@
+"""The learning-rate range test: sweep the rate up exponentially and watch the loss.
+
+Leslie Smith's test (2017), made popular by fastai's ``lr_find``: train for a few dozen steps
+while the learning rate grows from tiny to huge. The loss first stays flat (too small a rate),
+then falls (a useful rate), then shoots up (too large). A good rate sits where the loss falls
+fastest. The sweep changes the model, so ``lr_find`` puts everything back afterwards: weights,
+batch-norm statistics, train/eval modes and the random state, so the ``fit`` that follows runs
+as if the sweep had never happened.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ftlib.device import best_device, grad_scaler
+from ftlib.training.loop import (
+    DEFAULT_WEIGHT_DECAY,
+    LossFn,
+    NonFiniteLossError,
+    _eval_mode,
+    _Steps,
+    batch_loss,
+    default_optimizer,
+)
+from ftlib.training.performance import AmpSetting, Performance, resolve_amp
+from ftlib.training.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class LrSweep:
+    """What ``lr_find`` measured.
+
+    Attributes:
+        lrs: the body's learning rate at each step (what you would pass as ``fit(lr=...)``).
+        losses: the training loss at each step, smoothed (an exponential moving average).
+        suggestion: the rate where the smoothed loss fell fastest (steepest descent per
+            decade of rate).
+        diverged: the sweep stopped early because the loss exploded.
+    """
+
+    lrs: list[float]
+    losses: list[float]
+    suggestion: float
+    diverged: bool
+
+
+def lr_find(
+    model: nn.Module,
+    train_loader: Iterable[Any],
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+    diverge_factor: float = 4.0,
+    smoothing: float = 0.98,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    loss_fn: LossFn | None = None,
+    device: str | torch.device | None = None,
+    amp: AmpSetting = True,
+    progress: bool = True,
+) -> LrSweep:
+    """Sweep the learning rate from ``start_lr`` to ``end_lr`` and suggest one for ``fit``.
+
+    Why: the right rate depends on the model, the data and what is frozen; a one-minute sweep
+    finds its order of magnitude better than guessing.
+
+    The optimizer is ``fit``'s default (``default_optimizer``): the swept rate is the body's,
+    the head learns 10 times faster throughout. Batches are drawn from ``train_loader``, again
+    from its start when it runs out.
+
+    Args:
+        model: the network, prepared as it will be trained (frozen parts stay frozen). It is
+            trained during the sweep and restored exactly afterwards.
+        train_loader: yields ``(inputs, targets)`` batches, as for ``fit``.
+        start_lr, end_lr: the first and last rate, ``0 < start_lr < end_lr``.
+        steps: optimizer steps of the sweep, at least 5; the rate grows by the same factor at
+            each step.
+        diverge_factor: stop when the smoothed loss exceeds this multiple of its minimum.
+        smoothing: weight of the past in the moving average of the loss, in [0, 1).
+        weight_decay, loss_fn, device, amp, progress: as for ``fit``.
+
+    Returns:
+        An ``LrSweep``: rates, smoothed losses, the suggestion. ``ftlib.analysis.plots
+        .plot_lr_find`` draws it.
+
+    Raises:
+        ValueError: rates out of order or not positive, fewer than 5 steps, a loader that
+            yields no batch, or batches ``fit`` would refuse.
+    """
+    _check_sweep(start_lr, end_lr, steps, diverge_factor, smoothing)
+    device = best_device(device)
+    model.to(device)
+    growth = (end_lr / start_lr) ** (1 / (steps - 1))
+    options = {
+        "device": device,
+        "loss_fn": loss_fn if loss_fn is not None else nn.CrossEntropyLoss(),
+        "dtype": resolve_amp(amp, device),
+        "performance": Performance(),
+        "check_targets": True,
+    }
+    lrs: list[float] = []
+    losses: list[float] = []
+    diverged = False
+    with _restored(model, train_loader):
+        optimizer = default_optimizer(model, lr=start_lr, weight_decay=weight_decay)
+        base_rates = [group["lr"] / start_lr for group in optimizer.param_groups]
+        trainable = [p for group in optimizer.param_groups for p in group["params"]]
+        dtype = options["dtype"]
+        stepper = _Steps(
+            optimizer,
+            grad_scaler(device, enabled=dtype is not None, dtype=dtype),
+            trainable,
+            clip_grad_norm=None,
+            accumulate=1,
+            scheduler=None,
+            ddp=None,
+        )
+        average, best = 0.0, math.inf
+        bar = progress_bar(total=steps, desc="lr_find", unit="step", enabled=progress, leave=False)
+        try:
+            model.train()
+            for step, batch in zip(range(steps), _endless(train_loader), strict=False):
+                lr = start_lr * growth**step
+                for group, base in zip(optimizer.param_groups, base_rates, strict=True):
+                    group["lr"] = lr * base
+                loss, _, _ = batch_loss(model, batch, **options)
+                try:
+                    stepper.backward(loss, f"step {step + 1} of the sweep")
+                except NonFiniteLossError:
+                    diverged = True
+                    break
+                average = smoothing * average + (1 - smoothing) * loss.item()
+                smoothed = average / (1 - smoothing ** (step + 1))  # bias-corrected
+                lrs.append(lr)
+                losses.append(smoothed)
+                bar.update()
+                best = min(best, smoothed)
+                if smoothed > diverge_factor * best:
+                    diverged = True
+                    break
+        finally:
+            bar.close()
+    if not lrs:
+        raise ValueError(
+            "the sweep recorded no step: the loader yielded no batch, or the loss was NaN at "
+            "the smallest rate (check the inputs)"
+        )
+    return LrSweep(lrs, losses, _steepest(lrs, losses), diverged)
+
+
+def _steepest(lrs: list[float], losses: list[float]) -> float:
+    """The rate where the loss falls fastest against log(rate); the end of the sweep, where
+    the loss turns up, and its first steps, where the average is still settling, are skipped."""
+    if len(lrs) < 3:
+        return lrs[0]
+    slopes = [
+        (losses[i + 1] - losses[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
+        for i in range(1, len(lrs) - 1)
+    ]
+    return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
+
+
+def _endless(loader: Iterable[Any]) -> Iterator[Any]:
+    """The loader's batches, pass after pass (one iterator per pass)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            return
+
+
+@contextmanager
+def _restored(model: nn.Module, loader: Iterable[Any]) -> Iterator[None]:
+    """Put back the model's state and modes, the global random state and the loader's."""
+    state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    generator: torch.Generator | None = getattr(loader, "generator", None)
+    loader_state = generator.get_state() if generator is not None else None
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with _eval_mode(model), torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        model.load_state_dict(state)
+        for parameter in model.parameters():
+            parameter.grad = None
+        if generator is not None:
+            generator.set_state(loader_state)
+
+
+def _check_sweep(
+    start_lr: float, end_lr: float, steps: int, diverge_factor: float, smoothing: float
+) -> None:
+    if not 0 < start_lr < end_lr:
+        raise ValueError(
+            f"the sweep needs 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}"
+        )
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 5:
+        raise ValueError(f"steps must be an int of at least 5, got {steps!r}")
+    if not diverge_factor > 1:
+        raise ValueError(f"diverge_factor must be above 1, got {diverge_factor!r}")
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
