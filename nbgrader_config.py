@@ -13,7 +13,6 @@ from nbgrader.preprocessors import (
     CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
-    Execute,
     GetGrades,
     IgnorePattern,
     LimitOutput,
@@ -24,6 +23,7 @@ from nbgrader.preprocessors import (
 
 from ftlib_course.feedback import HideHiddenTests
 from ftlib_course.review import CheckSubmission, FlagForReview
+from ftlib_course.sandbox import SandboxedExecute
 
 ROOT = Path(__file__).resolve().parent
 
@@ -56,8 +56,10 @@ c.Autograde.sanitize_preprocessors = [
     OverwriteCells,
     CheckCellMetadata,
 ]
+# Each notebook runs in its own sandboxed kernel (SandboxedExecute.sandbox = False for trusted
+# work only), which records kernel deaths, cut outputs and tamper evidence in the notebook.
 c.Autograde.autograde_preprocessors = [
-    Execute,
+    SandboxedExecute,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

@@ -13,12 +13,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nbgrader.preprocessors import CheckCellMetadata, ClearOutput
 from nbgrader.validator import Validator
+from traitlets import List
 
 from ftlib_course.config import course_config
+from ftlib_course.sandbox import GradingExecute
 
 _SOURCE_LINES_SHOWN = 6
 _ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class CourseValidator(Validator):
+    """nbgrader's Validator, executing as the grader does: skipping the cells the notebook marks
+    `grading-skip` (its own marks: nothing is at stake in a self-check), cutting runaway output,
+    and still reporting the tests when the kernel dies."""
+
+    preprocessors = List([CheckCellMetadata, ClearOutput, GradingExecute])
 
 
 def validate(notebook: str | Path) -> dict[str, list[dict[str, str]]]:
@@ -35,7 +46,7 @@ def validate(notebook: str | Path) -> dict[str, list[dict[str, str]]]:
     path = Path(notebook).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"no notebook at {notebook}")
-    return Validator(config=course_config()).validate(str(path))
+    return CourseValidator(config=course_config()).validate(str(path))
 
 
 def report(results: dict[str, list[dict[str, str]]]) -> str:

@@ -1,0 +1,235 @@
+"""The grader's side of the fork server: started once, it forks one sandboxed kernel per notebook.
+
+`ForkServer.spawn` returns a `ForkedKernel`, which behaves like the `subprocess.Popen` of a kernel
+(`pid`, `poll`, `wait`, `send_signal`, `kill`), so jupyter_client's local provisioner can manage
+it. Signals go through a pidfd, which cannot reach another process once the kernel's pid is
+reused. One server serves a whole grading process (`shared_fork_server`); it dies with it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ftlib_course.sandbox import layout
+from ftlib_course.sandbox.limits import KernelCgroup, Limits, writable_controllers
+from ftlib_course.sandbox.zygote import SERVER_SOCKET
+
+START_TIMEOUT = 180.0
+"""Seconds the server may take to import everything (a cold disk on a slow machine)."""
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be started or could not start a kernel."""
+
+
+class ForkServer:
+    """A running fork server in its sandbox."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.runtime = Path(tempfile.mkdtemp(prefix="ftlib-sandbox-"))
+        (self.runtime / "jobs").mkdir()
+        self._ids = itertools.count(1)
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the server runs
+        program = [sys.executable, "-m", "ftlib_course.sandbox.zygote", str(self.runtime)]
+        command = layout.bubblewrap_command(self.runtime, program, layout.server_environment())
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log
+        )
+        self.info = self._wait_until_ready()
+        self.start_seconds = time.perf_counter() - started
+
+    def _wait_until_ready(self) -> dict:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
+        line = self.process.stdout.readline() if ready else b""
+        if not line:
+            self.close()
+            raise SandboxError(f"the grading sandbox did not start:\n{self.log_tail()}")
+        return json.loads(line)
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of what the server wrote to stderr."""
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - size))
+        return self._log.read().decode(errors="replace")
+
+    def spawn(
+        self,
+        *,
+        argv: list[str],
+        connection_info: dict,
+        env: dict[str, str],
+        files: dict[str, Path],
+        evidence_fd: int,
+    ) -> ForkedKernel:
+        """Fork one kernel.
+
+        Args:
+            argv: the kernel's arguments (`kernel.main`'s), its connection file being
+                `zygote.CONNECTION_FILE`.
+            connection_info: the contents of that file (with the kernel's own paths).
+            env: its whole environment.
+            files: name in its scratch folder -> file on this machine to copy there.
+            evidence_fd: the kernel's end of the evidence channel (the kernel gets it as fd 3).
+
+        Raises:
+            SandboxError: if the server is gone or the kernel could not be forked.
+        """
+        job = self.runtime / "jobs" / str(next(self._ids))
+        _copy_files(files, job / "files", self.limits.scratch_bytes)
+        controllers = writable_controllers()
+        request = {
+            "argv": argv,
+            "connection": connection_info,
+            "env": env,
+            "job": str(job),
+            "runtime": str(self.runtime),
+            "limits": self.limits.as_dict(),
+            "no_memory_cgroup": "memory" not in controllers,
+        }
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        connection.settimeout(30)
+        try:
+            connection.connect(str(self.runtime / SERVER_SOCKET))
+            socket.send_fds(connection, [json.dumps(request).encode()], [evidence_fd])
+            message, ancillary, _, _ = connection.recvmsg(1 << 16, socket.CMSG_SPACE(12))
+        except OSError as error:
+            connection.close()
+            raise SandboxError(f"the fork server is gone ({error}):\n{self.log_tail()}") from None
+        reply = json.loads(message or b"{}")
+        if "pid" not in reply or not ancillary:
+            connection.close()
+            raise SandboxError(f"no kernel was forked: {reply.get('error', reply)}")
+        pid = struct.unpack("3i", ancillary[0][2][:12])[0]  # translated to our pid namespace
+        kernel = ForkedKernel(connection, pid, job)
+        if controllers:
+            kernel.cgroup = KernelCgroup(f"ftlib-kernel-{os.getpid()}-{job.name}", self.limits)
+            kernel.cgroup.add(pid)
+        connection.send(b"go")
+        return kernel
+
+    def close(self) -> None:
+        """Stop the server and every kernel it forked; remove its files."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        self._log.close()
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
+
+def _copy_files(files: dict[str, Path], folder: Path, limit: int) -> None:
+    total = sum(path.stat().st_size for path in files.values())
+    if total > limit:
+        raise SandboxError(
+            f"the notebook's folder holds {total / 2**20:.0f} MiB, more than the kernel's "
+            f"scratch folder takes ({limit / 2**20:.0f} MiB); remove large files from it"
+        )
+    for name, path in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+class ForkedKernel:
+    """A kernel forked by the server, managed like a `subprocess.Popen`."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, connection: socket.socket, pid: int, job: Path) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.setup_error: str | None = None
+        self.out_of_memory = False
+        self.cgroup: KernelCgroup | None = None
+        self._connection, self._job = connection, job
+        self._pidfd = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            ended, _, _ = select.select([self._pidfd], [], [], 0)
+            if ended:
+                self._finish()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("forked kernel", timeout or 0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        # The kernel is pid 1 of its namespace, which ignores signals it has no handler for,
+        # SIGTERM included: from outside, only SIGKILL ends it.
+        if signum == signal.SIGTERM:
+            signum = signal.SIGKILL
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signum)
+
+    def terminate(self) -> None:
+        self.kill()
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _finish(self) -> None:
+        status = None
+        self._connection.settimeout(5)
+        for _ in range(4):  # the error of a failed start, then the status
+            try:
+                message = self._connection.recv(1 << 16)
+            except ConnectionResetError:
+                continue  # our unread "go" was discarded; the messages before it remain
+            except OSError:
+                break
+            if not message:
+                break
+            reply = json.loads(message)
+            self.setup_error = reply.get("error", self.setup_error)
+            status = reply.get("status")
+            if status is not None:
+                break
+        self.returncode = os.waitstatus_to_exitcode(status) if status is not None else -9
+        if self.cgroup is not None:
+            self.out_of_memory = self.cgroup.out_of_memory()
+            self.cgroup.remove()
+        self._connection.close()
+        os.close(self._pidfd)
+        shutil.rmtree(self._job, ignore_errors=True)
+
+
+_shared: dict[Limits, ForkServer] = {}
+
+
+def shared_fork_server(limits: Limits | None = None) -> ForkServer:
+    """The fork server of this process for `limits`, started on first use."""
+    limits = limits or Limits()
+    server = _shared.get(limits)
+    if server is None or server.process.poll() is not None:
+        server = _shared[limits] = ForkServer(limits)
+        atexit.register(server.close)
+    return server
