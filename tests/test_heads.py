@@ -19,6 +19,8 @@ from ftlib.surgery.heads import (
     find_heads,
     swap_head,
 )
+from ftlib.surgery.states import prepare
+from ftlib.training.optim import param_groups
 
 ALL_MODELS = torchvision.models.list_models(module=torchvision.models)
 
@@ -78,6 +80,14 @@ def test_swap_head_on_every_torchvision_classifier(name, regnet_on_meta):
     assert find_aux_heads(model) == AUX_HEADS.get(name, [])
     for aux in find_aux_heads(model):
         assert model.get_submodule(aux).out_features == 7
+    # The rest of the surgery, on the same model: state 2 trains exactly the heads, and layer
+    # decay finds the body's depth.
+    prepare(model, "head")
+    head_ids = {id(p) for head in all_heads(model) for p in head.parameters()}
+    assert {id(p) for p in model.parameters() if p.requires_grad} == head_ids
+    prepare(model, "full")
+    groups = param_groups(model, lr=1.0, head_lr_mult=1.0, layer_decay=0.5)
+    assert min(group["lr"] for group in groups) <= 0.5**4, "at least four body layers"
 
 
 def test_torchvision_heads_are_where_their_forward_reads_them():
