@@ -8,8 +8,7 @@ import os
 
 import pytest
 import torch
-
-from tests.zoo_checks import NUM_CLASSES, check_fine_tunes
+from zoo_checks import NUM_CLASSES, check_fine_tunes
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 transformers = pytest.importorskip("transformers")

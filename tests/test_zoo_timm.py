@@ -11,8 +11,7 @@ import warnings
 
 import pytest
 import torch
-
-from tests.zoo_checks import check_fine_tunes
+from zoo_checks import check_fine_tunes
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 timm = pytest.importorskip("timm")

@@ -10,8 +10,7 @@ import warnings
 import pytest
 import torch
 import torchvision
-
-from tests.zoo_checks import check_fine_tunes
+from zoo_checks import check_fine_tunes
 
 # (model name, smallest image size its forward pass accepts, builder arguments)
 MODELS = [
