@@ -54,10 +54,14 @@ class World:
         return self.rank == 0
 
 
-def current_world() -> World:
+def current_world(device: torch.device | None = None) -> World:
     """The world this process belongs to, joining torchrun's process group on first use.
 
     Why: the same script runs alone or under torchrun; only the environment tells them apart.
+
+    Args:
+        device: where this process will train, which picks the backend of a group it joins:
+            NCCL for CUDA, gloo otherwise. None: CUDA when there is a GPU.
 
     Returns:
         ``World()`` for a single process; under torchrun (``WORLD_SIZE`` above 1) the rank and
@@ -72,7 +76,8 @@ def current_world() -> World:
             "WORLD_SIZE is set above 1 but this PyTorch build has no torch.distributed; run "
             "the script without torchrun, or install a PyTorch with distributed support"
         )
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    on_gpu = device.type == "cuda" if device is not None else torch.cuda.is_available()
+    backend = "nccl" if on_gpu else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(_local_rank())
     dist.init_process_group(backend=backend)

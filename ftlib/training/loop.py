@@ -211,8 +211,9 @@ def fit(
     _check_scheduler(scheduler, step_every)
     _check_early_stopping(early_stopping, val_loader)
     performance = performance if performance is not None else Performance()
-    world = distributed.current_world()
-    device = distributed.process_device(world, best_device(device))
+    device = best_device(device)
+    world = distributed.current_world(device)
+    device = distributed.process_device(world, device)
     model.to(device)
     use_layout(model, performance)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -316,8 +317,9 @@ def evaluate(
         ValueError: an empty loader, batches that are not ``(inputs, targets)``, or targets
             that are not class indices of the model's outputs.
     """
-    world = distributed.current_world()
-    device = distributed.process_device(world, best_device(device))
+    device = best_device(device)
+    world = distributed.current_world(device)
+    device = distributed.process_device(world, device)
     model.to(device)
     check_targets = _checks_targets(loss_fn, topk)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
@@ -360,7 +362,8 @@ def predict(
     Raises:
         ValueError: an empty loader, or batches with no inputs.
     """
-    device = distributed.process_device(distributed.current_world(), best_device(device))
+    device = best_device(device)
+    device = distributed.process_device(distributed.current_world(device), device)
     model.to(device)
     dtype = resolve_amp(amp, device)
     outputs = []
