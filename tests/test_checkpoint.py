@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ftlib.training.checkpoint import (
+    ArchitectureMismatchError,
     HeadMismatchError,
     checkpoint_extra,
     load_checkpoint,
@@ -107,3 +108,60 @@ def test_a_bare_state_dict_is_refused_with_the_way_to_load_it(tmp_path):
     torch.save(TinyNet().state_dict(), bare)
     with pytest.raises(ValueError, match="model.load_state_dict"):
         load_checkpoint(TinyNet(), bare)
+
+
+class OtherNet(nn.Module):
+    """Another architecture with a head named like TinyNet's."""
+
+    def __init__(self, num_classes=4):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU(), nn.Flatten())
+        self.fc = nn.Linear(6 * 16, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [
+        (lambda data: data[: len(data) // 2], r"is a damaged or truncated PyTorch file"),
+        (lambda data: b"", r"is empty \(0 bytes\)"),
+        (lambda data: b"epoch 3, loss 0.2\n", r"is not a PyTorch file \(it starts with b'epoc'\)"),
+    ],
+)
+def test_unreadable_files_get_a_one_line_cause_and_what_to_do(tmp_path, damage, cause):
+    path = save_checkpoint(trained_net(), tmp_path / "net.pt")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=cause + ".*Write it again") as caught:
+        load_checkpoint(TinyNet(), path)
+    assert "\n" not in str(caught.value) and caught.value.__cause__ is None
+
+
+def test_a_whole_pickled_model_is_refused_without_running_its_code(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(TinyNet(), path)
+    with pytest.raises(ValueError, match=r"pickled Python objects.*weights_only=False"):
+        load_checkpoint(TinyNet(), path)
+
+
+@pytest.mark.parametrize("body_only", [False, True])
+def test_another_architecture_is_named_briefly_not_blamed_on_the_head(tmp_path, body_only):
+    path = save_checkpoint(OtherNet(), tmp_path / "other.pt")
+    with pytest.raises(ArchitectureMismatchError) as caught:
+        load_checkpoint(TinyNet(), path, body_only=body_only)
+    message = str(caught.value)
+    assert "holds a OtherNet, not a TinyNet" in message and "Build the model" in message
+    assert "body.0.weight" in message and len(message) < 600
+
+
+def test_a_body_of_other_shapes_is_a_configuration_mismatch(tmp_path):
+    wide = TinyNet()
+    wide.body[0] = nn.Conv2d(1, 4, 5)
+    path = save_checkpoint(wide, tmp_path / "wide.pt")
+    with pytest.raises(
+        ArchitectureMismatchError,
+        match=r"TinyNet of another configuration.*"
+        r"body\.0\.weight: \(4, 1, 5, 5\) saved, \(4, 1, 3, 3\) in the model",
+    ):
+        load_checkpoint(TinyNet(), path, body_only=True)
