@@ -12,8 +12,9 @@ a kernel or a script pays only for what it touches.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ftlib._lazy import lazy_exports
 
 _EXPORTS = {
     "autocast": "ftlib.device",
@@ -32,8 +33,11 @@ _EXPORTS = {
     "parameter_summary": "ftlib.surgery.freezing",
     "top_level_blocks": "ftlib.surgery.freezing",
     "unfreeze": "ftlib.surgery.freezing",
+    "AmbiguousHeadError": "ftlib.surgery.heads",
     "HeadNotFoundError": "ftlib.surgery.heads",
+    "all_heads": "ftlib.surgery.heads",
     "find_head": "ftlib.surgery.heads",
+    "find_heads": "ftlib.surgery.heads",
     "swap_head": "ftlib.surgery.heads",
     "State": "ftlib.surgery.states",
     "prepare": "ftlib.surgery.states",
@@ -49,6 +53,7 @@ _EXPORTS = {
     "gradual_unfreeze": "ftlib.training.recipes",
     "lr_find": "ftlib.training.lr_find",
     "Performance": "ftlib.training.performance",
+    "body_layers": "ftlib.training.optim",
     "param_groups": "ftlib.training.optim",
     "extract_features": "ftlib.training.caching",
     "fit_head_cached": "ftlib.training.caching",
@@ -64,18 +69,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Import ``name`` from its module the first time it is used (PEP 562)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ftlib' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
@@ -93,7 +87,14 @@ if TYPE_CHECKING:
         top_level_blocks,
         unfreeze,
     )
-    from ftlib.surgery.heads import HeadNotFoundError, find_head, swap_head
+    from ftlib.surgery.heads import (
+        AmbiguousHeadError,
+        HeadNotFoundError,
+        all_heads,
+        find_head,
+        find_heads,
+        swap_head,
+    )
     from ftlib.surgery.states import State, prepare
     from ftlib.training.caching import extract_features, fit_head_cached
     from ftlib.training.checkpoint import (
@@ -114,6 +115,6 @@ if TYPE_CHECKING:
         predict,
     )
     from ftlib.training.lr_find import lr_find
-    from ftlib.training.optim import param_groups
+    from ftlib.training.optim import body_layers, param_groups
     from ftlib.training.performance import Performance
     from ftlib.training.recipes import fine_tune, gradual_unfreeze
