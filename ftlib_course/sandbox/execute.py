@@ -39,7 +39,7 @@ from ftlib_course.sandbox.availability import sandbox_problem
 from ftlib_course.sandbox.digests import CLOSING_MARK
 from ftlib_course.sandbox.evidence import EvidenceChannel, findings
 from ftlib_course.sandbox.forkserver import SandboxError, shared_fork_server
-from ftlib_course.sandbox.limits import describe
+from ftlib_course.sandbox.limits import Limits, describe
 from ftlib_course.sandbox.manager import (
     CappedKernelManager,
     GuardedKernelManager,
@@ -186,6 +186,15 @@ class SandboxedExecute(GradingExecute):
     sandbox = Bool(
         True, help="grade in the sandbox; False only for trusted work (--no-sandbox)"
     ).tag(config=True)
+    memory_mb = Integer(Limits.memory_bytes >> 20, help="memory per kernel, MiB").tag(config=True)
+    max_tasks = Integer(Limits.tasks, help="processes and threads per kernel").tag(config=True)
+    cpu_seconds = Integer(Limits.cpu_seconds, help="CPU time per kernel, s").tag(config=True)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            memory_bytes=self.memory_mb << 20, tasks=self.max_tasks, cpu_seconds=self.cpu_seconds
+        )
 
     @property
     def mode(self) -> str:  # type: ignore[override]
@@ -210,7 +219,7 @@ class SandboxedExecute(GradingExecute):
             if problem:
                 raise SandboxError(f"cannot grade in a sandbox: {problem}")
             self._server = shared_fork_server()
-            self.summary["limits"] = describe(self._server.limits)
+            self.summary["limits"] = describe(self.limits)
 
     def create_kernel_manager(self):
         common = {"kernel_name": self.kernel_name or "python3", "config": self.config}
@@ -220,6 +229,7 @@ class SandboxedExecute(GradingExecute):
                 channel=self._channel,
                 files=self._scratch_files(),
                 env=layout.kernel_environment(),
+                limits=self.limits,
                 **common,
             )
         else:

@@ -39,8 +39,7 @@ class SandboxError(RuntimeError):
 class ForkServer:
     """A running fork server in its sandbox."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
+    def __init__(self) -> None:
         self.runtime = Path(tempfile.mkdtemp(prefix="ftlib-sandbox-"))
         (self.runtime / "jobs").mkdir()
         self._ids = itertools.count(1)
@@ -77,6 +76,7 @@ class ForkServer:
         env: dict[str, str],
         files: dict[str, Path],
         evidence_fd: int,
+        limits: Limits,
     ) -> ForkedKernel:
         """Fork one kernel.
 
@@ -87,12 +87,13 @@ class ForkServer:
             env: its whole environment.
             files: name in its scratch folder -> file on this machine to copy there.
             evidence_fd: the kernel's end of the evidence channel (the kernel gets it as fd 3).
+            limits: what the kernel may use.
 
         Raises:
             SandboxError: if the server is gone or the kernel could not be forked.
         """
         job = self.runtime / "jobs" / str(next(self._ids))
-        _copy_files(files, job / "files", self.limits.scratch_bytes)
+        _copy_files(files, job / "files", limits.scratch_bytes)
         controllers = writable_controllers()
         request = {
             "argv": argv,
@@ -100,7 +101,7 @@ class ForkServer:
             "env": env,
             "job": str(job),
             "runtime": str(self.runtime),
-            "limits": self.limits.as_dict(),
+            "limits": limits.as_dict(),
             "no_memory_cgroup": "memory" not in controllers,
         }
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -120,7 +121,7 @@ class ForkServer:
         pid = struct.unpack("3i", ancillary[0][2][:12])[0]  # translated to our pid namespace
         kernel = ForkedKernel(connection, pid, job)
         if controllers:
-            kernel.cgroup = KernelCgroup(f"ftlib-kernel-{os.getpid()}-{job.name}", self.limits)
+            kernel.cgroup = KernelCgroup(f"ftlib-kernel-{os.getpid()}-{job.name}", limits)
             kernel.cgroup.add(pid)
         connection.send(b"go")
         return kernel
@@ -222,14 +223,12 @@ class ForkedKernel:
         shutil.rmtree(self._job, ignore_errors=True)
 
 
-_shared: dict[Limits, ForkServer] = {}
+_shared: list[ForkServer] = []
 
 
-def shared_fork_server(limits: Limits | None = None) -> ForkServer:
-    """The fork server of this process for `limits`, started on first use."""
-    limits = limits or Limits()
-    server = _shared.get(limits)
-    if server is None or server.process.poll() is not None:
-        server = _shared[limits] = ForkServer(limits)
-        atexit.register(server.close)
-    return server
+def shared_fork_server() -> ForkServer:
+    """The fork server of this process, started on first use (and again if it died)."""
+    if not _shared or _shared[0].process.poll() is not None:
+        _shared[:] = [ForkServer()]
+        atexit.register(_shared[0].close)
+    return _shared[0]

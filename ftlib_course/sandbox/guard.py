@@ -267,20 +267,27 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
 
 
 def _record_writer(fd: int, key: bytes):
-    """A function that signs and writes one record; it holds the key and the sequence number."""
+    """A function that signs and writes one record; it holds the key and the sequence number.
+
+    Once the channel fails (closed or replaced by cell code) it writes nothing more: the grader
+    sees the channel end before the closing probe, which is itself the evidence.
+    """
     write_fd, hmac_digest, repr_ = os.write, _hashlib.hmac_digest, repr
-    state = {"seq": 0}
+    state = {"seq": 0, "broken": False}
 
     def write(record_type: str, kind: str, detail: str) -> None:
-        if state["seq"] >= _MAX_RECORDS:
+        if state["broken"] or state["seq"] >= _MAX_RECORDS:
             return
         state["seq"] += 1
         if state["seq"] == _MAX_RECORDS:
             record_type, kind, detail = "state", "too-many-records", f"stopped at {_MAX_RECORDS}"
         body = repr_((state["seq"], record_type, kind, detail[:_MAX_DETAIL])).encode()
         line = body + b"\t" + hmac_digest(key, body, "sha256").hex().encode() + b"\n"
-        while line:
-            line = line[write_fd(fd, line) :]
+        try:
+            while line:
+                line = line[write_fd(fd, line) :]
+        except OSError:
+            state["broken"] = True
 
     return write
 
@@ -355,13 +362,24 @@ def _state_probes(shell) -> list[tuple[str, str, object, object]]:
             add("library-rebound", label, lambda c=cls, n=name: vars(c).get(n))
     for label, cell in _closure_cells(type(checks.check)):
         add("library-rebound", label, lambda c=cell: _contents(c))
-    original_check = checks.check
-    add(
-        "library-rebound",
-        "check in the notebook",
-        lambda: shell.user_ns.get("check", original_check),
-    )
+    add("library-rebound", "check in the notebook", _check_reader(shell, checks.check))
     return probes
+
+
+def _check_reader(shell, original):
+    """`check` as the notebook's test cells see it, once a locked cell has imported it.
+
+    Before the import the name is the lesson's own business (a lesson may use it for another
+    value); after it, anything but the original is a rebinding.
+    """
+    imported = [False]
+
+    def read():
+        value = shell.user_ns.get("check", original)
+        imported[0] = imported[0] or value is original
+        return value if imported[0] else original
+
+    return read
 
 
 def _changed(probes) -> list[tuple[str, str]]:

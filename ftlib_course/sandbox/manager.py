@@ -27,6 +27,7 @@ from traitlets import default
 from ftlib_course.sandbox import layout, outputs
 from ftlib_course.sandbox.evidence import EvidenceChannel
 from ftlib_course.sandbox.forkserver import ForkServer
+from ftlib_course.sandbox.limits import Limits
 from ftlib_course.sandbox.zygote import CONNECTION_FILE, EVIDENCE_FD
 
 KERNEL_IP = f"{layout.SOCKETS}/kernel"
@@ -101,6 +102,7 @@ class SandboxKernelManager(CappedKernelManager):
         channel: the kernel's evidence channel.
         files: name in the kernel's scratch folder -> file to copy there.
         env: the kernel's whole environment.
+        limits: what the kernel may use.
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class SandboxKernelManager(CappedKernelManager):
         channel: EvidenceChannel,
         files: dict[str, Path],
         env: dict[str, str],
+        limits: Limits,
         **kwargs,
     ) -> None:
         super().__init__(transport="ipc", ip=KERNEL_IP, **kwargs)
@@ -118,16 +121,16 @@ class SandboxKernelManager(CappedKernelManager):
         self.provisioner = ForkProvisioner(
             kernel_id=self.kernel_id, kernel_spec=self._kernel_spec, parent=self
         )
-        self.provisioner.job = (server, channel, files, env)
+        self.provisioner.job = (server, channel, files, env, limits)
 
 
 class ForkProvisioner(LocalProvisioner):
     """Launches a kernel by asking the fork server, not by running a command."""
 
-    job: tuple[ForkServer, EvidenceChannel, dict[str, Path], dict[str, str]]
+    job: tuple[ForkServer, EvidenceChannel, dict[str, Path], dict[str, str], Limits]
 
     async def launch_kernel(self, cmd: list[str], **kwargs) -> dict:
-        server, channel, files, env = self.job
+        server, channel, files, env, limits = self.job
         km = self.parent
         info = km.get_connection_info()
         info["key"] = info["key"].decode()
@@ -135,7 +138,12 @@ class ForkProvisioner(LocalProvisioner):
         argv[argv.index("-f") + 1] = CONNECTION_FILE
         try:
             self.process = server.spawn(
-                argv=argv, connection_info=info, env=env, files=files, evidence_fd=channel.kernel_fd
+                argv=argv,
+                connection_info=info,
+                env=env,
+                files=files,
+                evidence_fd=channel.kernel_fd,
+                limits=limits,
             )
         finally:
             channel.kernel_started()

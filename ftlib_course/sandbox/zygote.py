@@ -55,6 +55,7 @@ PRELOAD = [
     "torchvision",
     "torchvision.transforms",
     "matplotlib.pyplot",
+    "matplotlib_inline.backend_inline",
     "sklearn",
     "sklearn.datasets",
     "PIL.Image",
