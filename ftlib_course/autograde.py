@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ftlib_course.config import ROOT, course_config
 from ftlib_course.notebooks import lesson_names
 from ftlib_course.review import Flag, flags_of, grading_mode
+from ftlib_course.sandbox import SandboxedExecute, sandbox_problem
 
 
 class GradingError(Exception):
@@ -133,17 +134,36 @@ def _reason(result: dict) -> str:
     return "; ".join(log_errors[-2:] + traceback_end) or "nbgrader gave no reason"
 
 
+class ExecuteEveryCell(SandboxedExecute):
+    """SandboxedExecute that skips no cell: to show that skipping changes no score, and to time
+    grading against a headless run of the same code."""
+
+    def trusted_skips(self, nb, resources) -> dict[str, str]:
+        return {}
+
+
+def grading_config(root: Path, *, sandbox: bool = True, skipping: bool = True):
+    """The course's nbgrader settings, grading in the sandbox or not, skipping cells or not."""
+    config = course_config(root)
+    config.SandboxedExecute.sandbox = sandbox
+    if not skipping:
+        steps = list(config.Autograde.autograde_preprocessors)
+        steps[steps.index(SandboxedExecute)] = ExecuteEveryCell
+        config.Autograde.autograde_preprocessors = steps
+    return config
+
+
 # One NbGraderAPI per worker process, made once: nbgrader's start-up costs seconds.
 _worker: dict[str, object] = {}
 
 
-def _start_worker(root: str, quiet: bool) -> None:
+def _start_worker(root: str, sandbox: bool, skipping: bool, quiet: bool) -> None:
     if quiet:  # nbgrader and the kernels log to the terminal; results come back as data
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-    _worker["api"] = NbGraderAPI(config=course_config(root))
-    _worker["root"] = Path(root)
+    config = grading_config(Path(root), sandbox=sandbox, skipping=skipping)
+    _worker.update(api=NbGraderAPI(config=config), root=Path(root), sandbox=sandbox)
 
 
 def _grade_one(lesson: str, student: str) -> Outcome:
@@ -159,9 +179,10 @@ def _grade_one(lesson: str, student: str) -> Outcome:
     autograded = nbformat.read(
         root / "autograded" / student / lesson / f"{lesson}.ipynb", as_version=4
     )
-    return Outcome(
-        student, score, max_score, flags_of(autograded), seconds, grading_mode(autograded)
-    )
+    mode = grading_mode(autograded)
+    if _worker["sandbox"] and mode != "sandbox":
+        return Outcome(student, seconds=seconds, error=f"graded in {mode} mode, not the sandbox")
+    return Outcome(student, score, max_score, flags_of(autograded), seconds, mode)
 
 
 def grade_class(
@@ -170,6 +191,8 @@ def grade_class(
     students: Sequence[str] = (),
     jobs: int | None = None,
     root: Path = ROOT,
+    sandbox: bool = True,
+    skipping: bool = True,
     say: Callable[[str], None] | None = None,
     on_progress: Callable[[Outcome, int], None] | None = None,
     quiet_workers: bool = True,
@@ -181,6 +204,9 @@ def grade_class(
         students: grade only these (default: everyone with a submission).
         jobs: worker processes (default: one per core).
         root: the course root.
+        sandbox: grade in the sandbox (False: trusted work only; `sandbox_problem()` says
+            whether one can be made here).
+        skipping: skip the cells the lesson marks `grading-skip` (False: run every cell).
         say: called with a sentence for each set-up step taken (adding the lesson to the
             gradebook).
         on_progress: called with each outcome as soon as it is known, and the number of
@@ -212,19 +238,19 @@ def grade_class(
         if problem:
             record(Outcome(student, error=problem))
     gradable = [student for student, problem in found.items() if not problem]
-    workers = max(1, min(jobs or default_jobs(), len(gradable)))
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(str(root), quiet_workers),
-    ) as pool:
-        futures = {pool.submit(_grade_one, lesson, student): student for student in gradable}
-        for future in as_completed(futures):
-            try:
-                record(future.result())
-            except Exception as error:  # a worker that died takes its submission with it
-                record(Outcome(futures[future], error=f"{type(error).__name__}: {error}"))
+    if gradable:
+        with ProcessPoolExecutor(
+            min(jobs or default_jobs(), len(gradable)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(str(root), sandbox, skipping, quiet_workers),
+        ) as pool:
+            futures = {pool.submit(_grade_one, lesson, student): student for student in gradable}
+            for future in as_completed(futures):
+                try:
+                    record(future.result())
+                except Exception as error:  # a worker that died takes its submission with it
+                    record(Outcome(futures[future], error=f"{type(error).__name__}: {error}"))
     return [outcomes[student] for student in sorted(outcomes)]
 
 
@@ -296,18 +322,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.update()
 
     try:
-        problem = _sandbox_problem() if sandbox else None
+        problem = sandbox_problem() if sandbox else None
         if problem:
             raise GradingError(
-                f"cannot grade in a sandbox: {problem}\nInstall it, or pass --no-sandbox "
-                "to grade without one (only for trusted submissions: they can then read the "
-                "solutions and change the gradebook)."
+                f"cannot grade in a sandbox: {problem}.\nWithout one, submissions can read the "
+                "solutions and change the gradebook: pass --no-sandbox only for trusted work."
             )
         outcomes = grade_class(
             args.lesson,
             students=args.student,
             jobs=args.jobs,
             root=root,
+            sandbox=sandbox,
             say=lambda text: print(text, flush=True),
             on_progress=advance,
         )
@@ -326,14 +352,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         print(f"{failed} submission(s) could not be graded.", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _sandbox_problem() -> str | None:
-    try:
-        from ftlib_course.sandbox import sandbox_problem
-    except ImportError:
-        return "this checkout has no grading sandbox (ftlib_course.sandbox)"
-    return sandbox_problem()
 
 
 if __name__ == "__main__":
