@@ -265,7 +265,7 @@ def test_frozen_stochastic_depth_of_any_library_stays_off_in_train_mode(library)
         (lambda: unfreeze(None), r"unfreeze needs an nn.Module, got None"),
         (lambda: freeze_to(nn.Sequential, 1), r"freeze_to needs an nn.Module"),
         (lambda: parameter_summary(3), r"parameter_summary needs an nn.Module, got 3 \(int\)"),
-        (lambda: freeze(small_net(), 3), r"cannot freeze a int; pass a module, a name"),
+        (lambda: freeze(small_net(), 3), r"cannot freeze 3 \(int\); pass a module, a name"),
     ],
     ids=["freeze-name", "unfreeze-none", "freeze_to-class", "summary-int", "target-int"],
 )

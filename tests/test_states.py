@@ -179,3 +179,10 @@ def test_head_state_trains_every_named_head():
 def test_prepare_refuses_a_model_class():
     with pytest.raises(TypeError, match=r"prepare needs an nn.Module.*prepare\(Sequential\(\)"):
         prepare(nn.Sequential, "head", 3)
+
+
+def test_a_number_where_the_state_belongs_says_the_state_comes_first():
+    with pytest.raises(
+        ValueError, match=r"got 3; the state comes before .*prepare\(model, 'head', 3\)"
+    ):
+        prepare(tiny_cnn(), 3)

@@ -260,8 +260,8 @@ def _resolve(
             matched_modules, matched_parameters = _match_names(model, target, modules, parameters)
         else:
             raise TypeError(
-                f"cannot freeze a {type(target).__name__}; pass a module, a name, a glob "
-                "pattern such as 'layer1.*', or a list of these"
+                f"cannot freeze {target!r} ({type(target).__name__}); pass a module, a name, a "
+                "glob pattern such as 'layer1.*', or a list of these"
             )
         roots += matched_modules
         chosen.update(id(p) for module in matched_modules for p in module.parameters())

@@ -60,6 +60,11 @@ def prepare(
         HeadNotFoundError: no head could be found, or it is ambiguous (``AmbiguousHeadError``).
     """
     check_model(model, "prepare")
+    if not isinstance(state, str):  # State members are strings too
+        raise ValueError(
+            f"state must be 'predict', 'head' or 'full', got {state!r}; the state comes before "
+            f"the number of classes: prepare(model, 'head', {state!r})"
+        )
     state = State.parse(state)
     freeze_first = as_count(freeze_first, "freeze_first")
     if num_classes is not None:
