@@ -131,7 +131,7 @@ def check_target_format(targets: Any) -> torch.Tensor:
 
 def check_target_range(targets: torch.Tensor, num_classes: int) -> None:
     """Raise ValueError unless every target is a valid index into ``num_classes`` logits."""
-    low, high = targets.min().item(), targets.max().item()
+    low, high = (value.item() for value in torch.aminmax(targets))
     if low < 0 or high >= num_classes:
         bad = low if low < 0 else high
         raise ValueError(

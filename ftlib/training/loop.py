@@ -20,6 +20,7 @@ checkpoints, torchrun, a progress bar, and a ``History`` of per-epoch numbers re
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -425,15 +426,20 @@ class _Steps:
             return self.ddp.no_sync()
         return contextlib.nullcontext()
 
-    def backward(self, loss: torch.Tensor, where: str) -> None:
+    def backward(self, loss: torch.Tensor, where: str) -> float:
         """Backpropagate ``loss``, then step if this batch completes a group.
+
+        Returns:
+            The loss as a Python float. Reading it waits for the device, once per batch: the
+            price of stopping before a NaN reaches the weights.
 
         Raises:
             NonFiniteLossError: ``loss`` is NaN or infinite (checked before backward).
         """
-        if not torch.isfinite(loss.detach()):
+        value = loss.item()
+        if not math.isfinite(value):
             raise NonFiniteLossError(
-                f"the training loss is {loss.item()} at {where}; fit stopped before this batch "
+                f"the training loss is {value} at {where}; fit stopped before this batch "
                 "changed any weight. Try a lower learning rate (lr=...), gradient clipping "
                 "(clip_grad_norm=1.0), float32 or bfloat16 instead of float16 (amp=False or "
                 "amp='bf16'), and check that the inputs hold no NaN or inf"
@@ -443,6 +449,7 @@ class _Steps:
         self.pending = True
         if self.steps_now:
             self.step()
+        return value
 
     def finish_epoch(self) -> None:
         """Step on what is left of a group when a loader without a length ran out."""
@@ -484,7 +491,7 @@ def batch_loss(
     labels = targets
     inputs, targets = to_device((inputs, targets), device)
     inputs = prepare_inputs(inputs, performance)
-    with autocast(device, enabled=dtype is not None, dtype=dtype):
+    with autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext():
         logits, aux_logits = split_outputs(call_model(model, inputs))
         if check_targets and logits.ndim == 2:
             check_target_range(labels, logits.shape[1])
@@ -521,10 +528,11 @@ def _run_epoch(
         for index, batch in enumerate(loader, start=1):
             with steps.batch(index, total) if steps is not None else contextlib.nullcontext():
                 loss, logits, targets = batch_loss(model, batch, device=device, **options)
-                if steps is not None:
-                    steps.backward(loss, f"epoch {epoch}, batch {index} of {total or '?'}")
-            # Sums stay on the device so the loop never waits for the GPU to report them.
-            loss_sum += loss.detach().float() * len(targets)
+                if steps is None:  # evaluation: summed on the device, no waiting for a GPU
+                    amount = loss.detach().float()
+                else:
+                    amount = steps.backward(loss, f"epoch {epoch}, batch {index} of {total or '?'}")
+            loss_sum += amount * len(targets)
             if hits:
                 for k, count in topk_correct(logits.detach(), targets, topk).items():
                     hits[k] += count
