@@ -136,32 +136,32 @@ def _solutions_after_stubs(release, solution):
     return notebook
 
 
-READ_GRADEBOOK = (
-    FIND_COURSE
-    + """
-import sqlite3
+def _with_gradebook(statements: str) -> str:
+    """Attack code that runs `statements` with `db`, a connection to the course's gradebook."""
+    body = textwrap.indent(textwrap.dedent(statements).strip(), " " * 8)
+    return (
+        FIND_COURSE
+        + "\nimport sqlite3\n\nroot = _course_root()\nif root is not None:\n"
+        + '    with sqlite3.connect(root / "gradebook.db") as db:\n'
+        + body
+        + "\n"
+    )
 
-root = _course_root()
-if root is not None:
-    with sqlite3.connect(root / "gradebook.db") as db:
-        for (source,) in db.execute("SELECT source FROM source_cell"):
-            print(source)  # hidden tests, into this student's own feedback
+
+READ_GRADEBOOK = _with_gradebook(
+    """
+    for (source,) in db.execute("SELECT source FROM source_cell"):
+        print(source)  # hidden tests, into this student's own feedback
     for path in (root / "submitted").glob("*/*/*.ipynb"):
         print(path, path.read_text()[:2000])  # classmates' work
-"""
+    """
 )
 
-WRITE_GRADEBOOK = (
-    FIND_COURSE
-    + """
-import sqlite3
-
-root = _course_root()
-if root is not None:
-    with sqlite3.connect(root / "gradebook.db") as db:
-        db.execute("UPDATE grade SET extra_credit = 100")
-        db.execute("UPDATE grade SET auto_score = 0, manual_score = 0")
-"""
+WRITE_GRADEBOOK = _with_gradebook(
+    """
+    db.execute("UPDATE grade SET extra_credit = 100")
+    db.execute("UPDATE grade SET auto_score = 0, manual_score = 0")
+    """
 )
 
 ALTER_FTLIB = f"""
