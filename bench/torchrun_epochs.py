@@ -1,0 +1,119 @@
+"""Benchmark: seconds per epoch of ``ftlib.fit`` under torchrun with 1 and 2 processes.
+
+The same work both times: a ResNet-18 (random weights) trained on fixed random 64x64 images
+with the same global batch (64 images a step: one process of 64, or two of 32, in the same
+order), so the two runs train the same model up to float rounding; the largest weight
+difference says how close. The ResNet normalises with group norm, which works per image: batch
+norm would compute its statistics over each process's 32 images (PyTorch's DDP does not share
+them unless the model uses SyncBatchNorm). Each process uses one CPU thread and gloo. Prints a
+table and writes bench/results/torchrun_epochs.json.
+
+    .venv/bin/python bench/torchrun_epochs.py                 # a few minutes on 2 CPU cores
+    .venv/bin/python bench/torchrun_epochs.py --images 128    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torchvision
+from machine import describe_machine
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ftlib.seeding import seed_everything
+from ftlib.training import fit
+
+RESULTS = Path(__file__).parent / "results" / "torchrun_epochs.json"
+GLOBAL_BATCH = 64
+
+
+def train(out: Path, images: int, epochs: int) -> None:
+    """One process's part of a run (under torchrun); rank 0 writes weights and epoch times."""
+    torch.set_num_threads(1)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(
+        torch.randn(images, 3, 64, 64, generator=generator), torch.arange(images) % 10
+    )
+    seed_everything(0)
+    model = torchvision.models.resnet18(num_classes=10, norm_layer=_group_norm)
+    # In order: fit gives rank r of 2 the samples r, r + 2, ... of each batch of 64.
+    loader = DataLoader(data, batch_size=GLOBAL_BATCH // world)
+    history = fit(model, loader, epochs=epochs, lr=1e-3, device="cpu", progress=False)
+    if int(os.environ.get("RANK", "0")) == 0:
+        torch.save({"state": model.state_dict(), "seconds": history.column("seconds")}, out)
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(8, channels)
+
+
+def launch(processes: int, out: Path, args: argparse.Namespace) -> dict:
+    """Run ``train`` under torchrun with ``processes`` processes; its result."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        __file__,
+        "--worker",
+        str(out),
+        "--images",
+        str(args.images),
+        "--epochs",
+        str(args.epochs),
+    ]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return torch.load(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (first: warm-up)")
+    parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        train(args.worker, args.images, args.epochs)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        runs = {n: launch(n, Path(folder) / f"{n}.pt", args) for n in (1, 2)}
+    per_epoch = {n: statistics.median(run["seconds"][1:]) for n, run in runs.items()}
+    difference = max(
+        (runs[2]["state"][name].float() - tensor.float()).abs().max().item()
+        for name, tensor in runs[1]["state"].items()
+    )
+    for n, seconds in per_epoch.items():
+        print(f"{n} process{'es' if n > 1 else ''}: {seconds:.2f} s per epoch")
+    print(
+        f"speed-up {per_epoch[1] / per_epoch[2]:.2f}x; largest weight difference {difference:.2e}"
+    )
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": describe_machine(),
+        "settings": {"images": args.images, "epochs": args.epochs, "global_batch": GLOBAL_BATCH},
+        "seconds_per_epoch": {str(n): run["seconds"] for n, run in runs.items()},
+        "median_seconds_per_epoch": {str(n): seconds for n, seconds in per_epoch.items()},
+        "speedup": per_epoch[1] / per_epoch[2],
+        "largest_weight_difference": difference,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
