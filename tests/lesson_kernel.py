@@ -5,17 +5,22 @@ graded the way the autograder grades it: the answer cell's source is replaced, t
 it and its test cell run again, and then the test cell with its hidden tests. Afterwards the
 solution's answer is put back, so one answer never affects the next. Running whole notebooks
 through nbgrader for each of dozens of answers would take minutes; this takes seconds.
+A wrong answer that breaks a rule the exercise states must already fail the visible part of the
+test (what `validate` shows the learner), not only the hidden tests.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
 import nbformat
+import pytest
 from jupyter_client.manager import KernelManager
 
+from ftlib_course.checks import PASS_MARK
 from ftlib_course.config import ROOT
 
 SKIP_TAG = "grading-skip"
@@ -29,6 +34,20 @@ class Graded:
 
     passed: bool
     message: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer to one exercise, written differently from the solution (right or wrong)."""
+
+    exercise: str  # grade_id of the answer cell
+    why: str  # what the answer does differently
+    source: str
+    message: str = ""  # for a wrong answer: part of the message its test must give
+    visible: bool = True  # for a wrong answer: the visible test alone already fails on it
+
+    def __str__(self) -> str:
+        return f"{self.exercise}: {self.why}"
 
 
 class LessonKernel:
@@ -53,8 +72,10 @@ class LessonKernel:
             if not result.passed:
                 raise RuntimeError(f"{lesson}: the solution failed in a cell: {result.message}")
 
-    def grade(self, answer_id: str, source: str) -> Graded:
+    def grade(self, answer_id: str, source: str, *, visible_only: bool = False) -> Graded:
         """Run `source` as the answer cell `answer_id`, then its test cell; restore the solution.
+
+        With `visible_only`, the test cell runs as learners see it, without its hidden tests.
 
         Raises:
             KeyError: `answer_id` names no answer cell of the lesson.
@@ -68,10 +89,43 @@ class LessonKernel:
         self._run(source)
         for cell in self._cells[start + 1 : test]:
             self._run(cell.source)
-        graded = self._run(self._cells[test].source)
+        test_source = self.visible_test(answer_id) if visible_only else self._cells[test].source
+        graded = self._run(test_source)
         for cell in self._cells[start:test]:
             self._run(cell.source)
         return graded
+
+    def assert_earns_the_points(self, answer: Answer) -> None:
+        """A right answer passes its test cell, hidden tests included, and says so."""
+        graded = self.grade(answer.exercise, answer.source)
+        assert graded.passed, f"a right answer ({answer.why}) failed: {graded.message}"
+        assert graded.message.startswith(PASS_MARK), f"no confirmation line: {graded.message!r}"
+
+    def assert_loses_the_points(self, answer: Answer) -> None:
+        """A wrong answer fails with its message, and where it breaks a visible rule, visibly."""
+        graded = self.grade(answer.exercise, answer.source)
+        assert not graded.passed, f"a wrong answer ({answer.why}) passed"
+        assert answer.message in graded.message, f"unhelpful message: {graded.message!r}"
+        if answer.visible:
+            seen = self.grade(answer.exercise, answer.source, visible_only=True)
+            assert not seen.passed, f"only the hidden tests catch it ({answer.why})"
+
+    def visible_test(self, answer_id: str) -> str:
+        """The source of the test cell of `answer_id` as learners see it (hidden tests removed)."""
+        start = self._index(answer_id)
+        test_id = next(
+            cell.metadata["nbgrader"]["grade_id"]
+            for cell in self._cells[start + 1 :]
+            if cell.metadata.get("nbgrader", {}).get("grade")
+        )
+        release = nbformat.read(
+            ROOT / "lessons" / self.lesson / f"{self.lesson}.ipynb", as_version=4
+        )
+        return next(
+            cell.source
+            for cell in release.cells
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == test_id
+        )
 
     def close(self) -> None:
         self._client.stop_channels()
@@ -110,3 +164,27 @@ class LessonKernel:
             message = _ANSI_COLOURS.sub("", f"{content['ename']}: {content['evalue']}")
             return Graded(False, message)
         return Graded(True, "".join(printed))
+
+
+def answer_tests(lesson: str, right: list[Answer], wrong: list[Answer]) -> tuple[Callable, ...]:
+    """A lesson's kernel fixture and its two tests, for a test module to bind at top level:
+
+    kernel, test_right_answers_earn_the_points, test_wrong_answers_lose_them = answer_tests(
+        "01_warm_start", RIGHT, WRONG
+    )
+    """
+
+    @pytest.fixture(scope="module")
+    def kernel():
+        with LessonKernel(lesson) as started:
+            yield started
+
+    @pytest.mark.parametrize("answer", right, ids=str)
+    def test_right_answers_earn_the_points(kernel: LessonKernel, answer: Answer) -> None:
+        kernel.assert_earns_the_points(answer)
+
+    @pytest.mark.parametrize("answer", wrong, ids=str)
+    def test_wrong_answers_lose_them(kernel: LessonKernel, answer: Answer) -> None:
+        kernel.assert_loses_the_points(answer)
+
+    return kernel, test_right_answers_earn_the_points, test_wrong_answers_lose_them
