@@ -344,6 +344,18 @@ def scale_to_spectral_radius(matrix, radius, rtol=1e-3):
     ),
     Answer(
         "gradients_scale_to_spectral_radius",
+        "a fixed tolerance instead of rtol",
+        """
+def scale_to_spectral_radius(matrix, radius, rtol=1e-3):
+    current = torch.linalg.eigvals(matrix).abs().max()
+    if current <= 1e-3 * torch.linalg.matrix_norm(matrix, ord=2):
+        raise ValueError("spectral radius 0")
+    return matrix * (radius / current).to(matrix.dtype)
+""",
+        "use rtol",
+    ),
+    Answer(
+        "gradients_scale_to_spectral_radius",
         "the spectral norm instead of the radius",
         """
 def scale_to_spectral_radius(matrix, radius, rtol=1e-3):
