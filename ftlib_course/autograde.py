@@ -127,6 +127,13 @@ def ensure_in_gradebook(root: Path, lesson: str) -> str | None:
     return f"{lesson} was not in the gradebook: added it from solutions/ (lessons/ unchanged)"
 
 
+def _put_alembic_on_path() -> None:
+    # nbgrader runs the `alembic` command of this environment when it creates a gradebook.
+    tools = str(Path(sys.executable).parent)
+    if tools not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([tools, os.environ.get("PATH", "")])
+
+
 def _reason(result: dict) -> str:
     """The most telling line of a failed nbgrader API call."""
     log_errors = [line for line in result.get("log", "").splitlines() if line.startswith("[ERROR]")]
@@ -224,6 +231,7 @@ def grade_class(
     if lesson not in known:
         raise GradingError(f"unknown lesson {lesson!r}; the lessons are: {', '.join(known)}")
     found = submissions(root, lesson, students)
+    _put_alembic_on_path()
     done = ensure_in_gradebook(root, lesson)
     if done and say:
         say(done)
@@ -309,8 +317,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
-    # nbgrader runs the `alembic` command to create a gradebook: it must be on PATH.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     root = args.root.resolve()
     sandbox = not args.no_sandbox
     progress: tqdm | None = None
