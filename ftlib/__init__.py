@@ -42,7 +42,7 @@ _EXPORTS = {
     "State": "ftlib.surgery.states",
     "prepare": "ftlib.surgery.states",
     "History": "ftlib.training.history",
-    "NonFiniteLossError": "ftlib.training.loop",
+    "NonFiniteLossError": "ftlib.training.steps",
     "SchedulerStep": "ftlib.training.loop",
     "default_optimizer": "ftlib.training.loop",
     "evaluate": "ftlib.training.loop",
@@ -106,15 +106,9 @@ if TYPE_CHECKING:
     )
     from ftlib.training.early_stopping import EarlyStopping
     from ftlib.training.history import History
-    from ftlib.training.loop import (
-        NonFiniteLossError,
-        SchedulerStep,
-        default_optimizer,
-        evaluate,
-        fit,
-        predict,
-    )
+    from ftlib.training.loop import SchedulerStep, default_optimizer, evaluate, fit, predict
     from ftlib.training.lr_find import lr_find
     from ftlib.training.optim import body_layers, param_groups
     from ftlib.training.performance import Performance
     from ftlib.training.recipes import fine_tune, gradual_unfreeze
+    from ftlib.training.steps import NonFiniteLossError

@@ -10,8 +10,9 @@ from ftlib.seeding import seed_everything
 from ftlib.surgery.heads import all_heads
 from ftlib.surgery.states import prepare
 from ftlib.training import History, evaluate, fit, predict
-from ftlib.training.loop import NonFiniteLossError, default_optimizer
+from ftlib.training.loop import default_optimizer
 from ftlib.training.optim import param_groups
+from ftlib.training.steps import NonFiniteLossError
 
 KEYS = ["epoch", "train_loss", "train_top1", "train_top5"]
 VAL_KEYS = ["val_loss", "val_top1", "val_top5"]

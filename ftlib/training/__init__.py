@@ -4,8 +4,9 @@ parameter groups, cached features for a frozen body, checkpoints, the recipes bu
 
 from ftlib.training.early_stopping import EarlyStopping
 from ftlib.training.history import History
-from ftlib.training.loop import NonFiniteLossError, default_optimizer, evaluate, fit, predict
+from ftlib.training.loop import default_optimizer, evaluate, fit, predict
 from ftlib.training.performance import Performance
+from ftlib.training.steps import NonFiniteLossError
 
 __all__ = [
     "EarlyStopping",

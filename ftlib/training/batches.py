@@ -12,18 +12,61 @@ A model may return logits, a named tuple with a ``logits`` field and auxiliary l
 (GoogLeNet and Inception v3 in train mode), or an object with a ``logits`` attribute (a Hugging
 Face ``ModelOutput``). Targets are class indices; they are checked before the loss sees them,
 so a wrong label never reaches an optimizer step (or, on a GPU, a device-side assert).
+``batch_loss`` puts these together: one batch in, its loss, logits and targets out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from ftlib.device import autocast, to_device
+from ftlib.training.performance import Performance, prepare_inputs
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 TARGET_KEYS = ("labels", "label")
 """Keys under which a dict batch holds its targets (Hugging Face's names), first match wins."""
+
+AUX_LOSS_WEIGHT = 0.3
+"""Weight of each auxiliary head's loss (GoogLeNet, Inception v3) in training, as in GoogLeNet's
+paper (Szegedy et al. 2015). Accuracies are always those of the main head."""
+
+
+def batch_loss(
+    model: nn.Module,
+    batch: Any,
+    *,
+    device: torch.device,
+    loss_fn: LossFn,
+    dtype: torch.dtype | None,
+    performance: Performance,
+    check_targets: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward pass of one batch: ``(loss, logits, targets)``, targets on ``device``.
+
+    Why: ``fit``, ``evaluate`` and ``lr_find`` must read batches, check targets and weigh
+    auxiliary heads the same way. Targets are checked where the loader left them (usually the
+    CPU, so the check does not wait for a GPU) and before the loss sees them.
+    """
+    inputs, targets = split_batch(batch)
+    if check_targets:
+        targets = check_target_format(targets)
+    labels = targets
+    inputs, targets = to_device((inputs, targets), device)
+    inputs = prepare_inputs(inputs, performance)
+    with autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+        logits, aux_logits = split_outputs(call_model(model, inputs))
+        if check_targets and logits.ndim == 2:
+            check_target_range(labels, logits.shape[1])
+        loss = loss_fn(logits, targets)
+        for aux in aux_logits:
+            loss = loss + AUX_LOSS_WEIGHT * loss_fn(aux, targets)
+    return loss, logits, targets
 
 
 def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:

@@ -27,8 +27,8 @@ from ftlib.training.loop import (
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
     History,
-    _eval_mode,
     default_optimizer,
+    eval_mode,
     fit,
 )
 from ftlib.training.progress import progress_bar
@@ -158,7 +158,7 @@ def _extract(
     )
     handle = head_module.register_forward_hook(record)
     try:
-        with _rng_untouched(), _eval_mode(model), torch.no_grad():
+        with _rng_untouched(), eval_mode(model), torch.no_grad():
             for batch in ordered:
                 inputs, batch_targets = to_device(split_batch(batch), device)
                 seen.clear()

@@ -20,10 +20,9 @@ checkpoints, torchrun, a progress bar, and a ``History`` of per-epoch numbers re
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,14 +34,7 @@ from ftlib.device import autocast, best_device, grad_scaler, to_device
 from ftlib.metrics import topk_correct
 from ftlib.surgery.heads import HeadNotFoundError, all_heads
 from ftlib.training import distributed
-from ftlib.training.batches import (
-    call_model,
-    check_target_format,
-    check_target_range,
-    inputs_of,
-    split_batch,
-    split_outputs,
-)
+from ftlib.training.batches import LossFn, batch_loss, call_model, inputs_of, split_outputs
 from ftlib.training.early_stopping import EarlyStopping, Watch
 from ftlib.training.history import History
 from ftlib.training.optim import HEAD_LR_MULT, param_groups
@@ -50,18 +42,12 @@ from ftlib.training.performance import (
     AmpSetting,
     Performance,
     compiled,
-    prepare_inputs,
     resolve_amp,
     use_layout,
 )
 from ftlib.training.progress import postfix, progress_bar
 from ftlib.training.resume import RunParts, load_run, save_run
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-AUX_LOSS_WEIGHT = 0.3
-"""Weight of each auxiliary head's loss (GoogLeNet, Inception v3) in training, as in GoogLeNet's
-paper (Szegedy et al. 2015). Accuracies are always those of the main head."""
+from ftlib.training.steps import NonFiniteLossError, OptimizerSteps
 
 DEFAULT_LR = 1e-3
 """``fit``'s learning rate of the body when no ``lr`` is given: AdamW's own default."""
@@ -70,7 +56,6 @@ DEFAULT_WEIGHT_DECAY = 0.01
 """Weight decay of the default optimizer on weight matrices: AdamW's own default."""
 
 __all__ = [
-    "AUX_LOSS_WEIGHT",
     "DEFAULT_LR",
     "DEFAULT_WEIGHT_DECAY",
     "History",
@@ -81,10 +66,6 @@ __all__ = [
     "fit",
     "predict",
 ]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; no weight was updated with it."""
 
 
 class SchedulerStep(Choice):
@@ -235,7 +216,7 @@ def fit(
     history, stopped = load_run(resume, parts) if resume is not None else (History(), False)
     trained = distributed.wrap(model, device) if world.distributed else model
     forward = compiled(trained, performance)
-    steps = _Steps(
+    steps = OptimizerSteps(
         optimizer,
         scaler,
         trainable,
@@ -372,7 +353,7 @@ def predict(
         total=_length(loader), desc="predict", unit="batch", enabled=progress, leave=False
     )
     try:
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for batch in loader:
                 inputs = to_device(inputs_of(batch), device)
                 with autocast(device, enabled=dtype is not None, dtype=dtype):
@@ -392,115 +373,6 @@ _EMPTY_LOADER = (
 )
 
 
-class _Steps:
-    """Backward passes and optimizer steps: loss scaling, clipping, accumulation, the scheduler.
-
-    With ``accumulate=k`` the optimizer steps after every k-th batch and after the last batch
-    of an epoch; under DistributedDataParallel the batches in between skip the gradient
-    all-reduce (``no_sync``), as they would in a hand-written DDP loop.
-    """
-
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        scaler: torch.amp.GradScaler,
-        parameters: list[nn.Parameter],
-        *,
-        clip_grad_norm: float | None,
-        accumulate: int,
-        scheduler: Any | None,
-        ddp: nn.Module | None,
-    ) -> None:
-        self.optimizer, self.scaler, self.parameters = optimizer, scaler, parameters
-        self.clip_grad_norm, self.accumulate = clip_grad_norm, accumulate
-        self.scheduler, self.ddp = scheduler, ddp
-        self.steps_now = True
-        self.pending = False
-        for parameter in parameters:  # gradients left over from before fit must not count
-            parameter.grad = None
-
-    def batch(self, index: int, total: int | None) -> contextlib.AbstractContextManager:
-        """Context for the forward and backward pass of batch ``index`` (from 1) of ``total``."""
-        self.steps_now = index % self.accumulate == 0 or index == total
-        if self.ddp is not None and not self.steps_now and total is not None:
-            return self.ddp.no_sync()
-        return contextlib.nullcontext()
-
-    def backward(self, loss: torch.Tensor, where: str) -> float:
-        """Backpropagate ``loss``, then step if this batch completes a group.
-
-        Returns:
-            The loss as a Python float. Reading it waits for the device, once per batch: the
-            price of stopping before a NaN reaches the weights.
-
-        Raises:
-            NonFiniteLossError: ``loss`` is NaN or infinite (checked before backward).
-        """
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"the training loss is {value} at {where}; fit stopped before this batch "
-                "changed any weight. Try a lower learning rate (lr=...), gradient clipping "
-                "(clip_grad_norm=1.0), float32 or bfloat16 instead of float16 (amp=False or "
-                "amp='bf16'), and check that the inputs hold no NaN or inf"
-            )
-        scaled = loss if self.accumulate == 1 else loss / self.accumulate
-        self.scaler.scale(scaled).backward()
-        self.pending = True
-        if self.steps_now:
-            self.step()
-        return value
-
-    def finish_epoch(self) -> None:
-        """Step on what is left of a group when a loader without a length ran out."""
-        if self.pending:
-            self.step()
-
-    def step(self) -> None:
-        if self.clip_grad_norm is not None:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
-            nn.utils.clip_grad_norm_(self.parameters, self.clip_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        for parameter in self.parameters:
-            parameter.grad = None
-        self.pending = False
-        if self.scheduler is not None:
-            self.scheduler.step()
-
-
-def batch_loss(
-    model: nn.Module,
-    batch: Any,
-    *,
-    device: torch.device,
-    loss_fn: LossFn,
-    dtype: torch.dtype | None,
-    performance: Performance,
-    check_targets: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The forward pass of one batch: ``(loss, logits, targets)``, targets on ``device``.
-
-    Why: ``fit``, ``evaluate`` and ``lr_find`` must read batches, check targets and weigh
-    auxiliary heads the same way. Targets are checked where the loader left them (usually the
-    CPU, so the check does not wait for a GPU) and before the loss sees them.
-    """
-    inputs, targets = split_batch(batch)
-    if check_targets:
-        targets = check_target_format(targets)
-    labels = targets
-    inputs, targets = to_device((inputs, targets), device)
-    inputs = prepare_inputs(inputs, performance)
-    with autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext():
-        logits, aux_logits = split_outputs(call_model(model, inputs))
-        if check_targets and logits.ndim == 2:
-            check_target_range(labels, logits.shape[1])
-        loss = loss_fn(logits, targets)
-        for aux in aux_logits:
-            loss = loss + AUX_LOSS_WEIGHT * loss_fn(aux, targets)
-    return loss, logits, targets
-
-
 def _run_epoch(
     model: nn.Module,
     loader: Iterable[Any],
@@ -510,7 +382,7 @@ def _run_epoch(
     progress: bool,
     world: distributed.World,
     desc: str,
-    steps: _Steps | None = None,
+    steps: OptimizerSteps | None = None,
     epoch: int = 0,
     sum_over_processes: bool = True,
     **options: Any,
@@ -558,7 +430,7 @@ def _evaluate(
 ) -> dict[str, float]:
     """``evaluate`` on a model already on its device; shared by ``fit`` for validation."""
     shard, split = distributed.shard_for_evaluation(loader, world)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         return _run_epoch(
             model, shard, world=world, desc="evaluate", sum_over_processes=split, **options
         )
@@ -626,7 +498,7 @@ def _step_scheduler(scheduler: Any, record: dict[str, float]) -> None:
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode inside, each module's own train/eval flag restored on the way out."""
     modes = [(module, module.training) for module in model.modules()]
     model.eval()

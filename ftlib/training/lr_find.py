@@ -20,17 +20,11 @@ import torch
 from torch import nn
 
 from ftlib.device import best_device, grad_scaler
-from ftlib.training.loop import (
-    DEFAULT_WEIGHT_DECAY,
-    LossFn,
-    NonFiniteLossError,
-    _eval_mode,
-    _Steps,
-    batch_loss,
-    default_optimizer,
-)
+from ftlib.training.batches import LossFn, batch_loss
+from ftlib.training.loop import DEFAULT_WEIGHT_DECAY, default_optimizer, eval_mode
 from ftlib.training.performance import AmpSetting, Performance, resolve_amp
 from ftlib.training.progress import progress_bar
+from ftlib.training.steps import NonFiniteLossError, OptimizerSteps
 
 
 @dataclass(frozen=True)
@@ -113,7 +107,7 @@ def lr_find(
         base_rates = [group["lr"] / start_lr for group in optimizer.param_groups]
         trainable = [p for group in optimizer.param_groups for p in group["params"]]
         dtype = options["dtype"]
-        stepper = _Steps(
+        stepper = OptimizerSteps(
             optimizer,
             grad_scaler(device, enabled=dtype is not None, dtype=dtype),
             trainable,
@@ -186,7 +180,7 @@ def _restored(model: nn.Module, loader: Iterable[Any]) -> Iterator[None]:
     loader_state = generator.get_state() if generator is not None else None
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     try:
-        with _eval_mode(model), torch.random.fork_rng(devices=devices):
+        with eval_mode(model), torch.random.fork_rng(devices=devices):
             yield
     finally:
         model.load_state_dict(state)
