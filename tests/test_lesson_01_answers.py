@@ -210,6 +210,18 @@ WRONG = [
     ),
     Answer(
         "warm_start_steps_to_tolerance",
+        "< for <=",
+        "def steps_to_tolerance(w0, lr, tol, x=X, y=Y, max_steps=1000):\n"
+        "    w = w0\n"
+        "    for step in range(max_steps + 1):\n"
+        "        if abs(w - y / x) < tol:\n"
+        "            return step\n"
+        "        w = gradient_step(w, lr, x, y)\n"
+        "    return None",
+        "compare with <=",
+    ),
+    Answer(
+        "warm_start_steps_to_tolerance",
         "max_steps instead of None",
         "def steps_to_tolerance(w0, lr, tol, x=X, y=Y, max_steps=1000):\n"
         "    w = w0\n"

@@ -412,6 +412,17 @@ def participation_ratios(jacobians):
     ),
     Answer(
         "gradients_participation_ratios",
+        "eigenvalues for singular values",
+        """
+def participation_ratios(jacobians):
+    power = torch.linalg.eigvals(jacobians).abs() ** 2
+    total = power.sum(-1)
+    return torch.where(total > 0, total**2 / (power**2).sum(-1), torch.zeros_like(total))
+""",
+        "use the singular values",
+    ),
+    Answer(
+        "gradients_participation_ratios",
         "nan for the zero matrix",
         """
 def participation_ratios(jacobians):
