@@ -86,6 +86,24 @@ def test_plot_strategy_comparison_draws_mean_bars_with_std_error_bars():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["head", "full"]
 
 
+def test_plot_strategy_comparison_keeps_its_legend_off_the_bars_and_inside_the_figure():
+    # Tall bars in every group: any legend inside the axes would cover one of them.
+    results = {
+        name: {"small": [0.95, 0.97], "large": [0.96, 0.98], "other": [0.2, 0.3]}
+        for name in ("head only", "cut early", "freeze first k", "fine-tune all", "scratch")
+    }
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.axhline(0.2, linestyle=":", label="chance")
+    plot_strategy_comparison(results, ax=ax)
+    fig.tight_layout()
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance", *results]
+    assert legend.x0 >= ax.get_window_extent().x1, "the legend overlaps the axes"
+    assert not any(legend.overlaps(bar.get_window_extent()) for bar in ax.patches)
+    assert fig.bbox.x0 <= legend.x0 and legend.x1 <= fig.bbox.x1, "the legend is cut off"
+
+
 def test_plot_strategy_comparison_rejects_a_setting_without_values():
     with pytest.raises(ValueError, match="'full'.*'small'"):
         plot_strategy_comparison({"full": {"small": []}})

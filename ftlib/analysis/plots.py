@@ -128,7 +128,8 @@ def plot_strategy_comparison(
 
     Returns:
         The axes: bar height = mean, error bar = sample standard deviation over seeds (none for
-        a single seed), legend of strategies.
+        a single seed), legend of strategies (and of any labelled artist already on the axes,
+        e.g. a chance line) outside the axes, on the right.
 
     Raises:
         ValueError: if some strategy has no values for a setting it lists.
@@ -152,7 +153,9 @@ def plot_strategy_comparison(
         )
     ax.set_xticks(np.arange(len(settings)), settings)
     ax.set(title=title, xlabel="setting", ylabel=f"{ylabel} (mean ± std over seeds)")
-    ax.legend()
+    # Bars can reach any height in any group, so a legend inside the axes would cover some:
+    # it goes to the right of them (figure.tight_layout() keeps it inside the figure).
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return ax
 
 
