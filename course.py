@@ -9,6 +9,7 @@ installs ftlib with everything the course uses, then hands over to the tool the 
 
 Instructors (run from anywhere; the nbgrader course root is this folder):
 
+    python3 course.py lab --instructor         JupyterLab on the course root, with nbgrader's tools
     python3 course.py release [LESSON ...]     regenerate lessons/ from solutions/
     python3 course.py students add ID [--first-name F --last-name L]
     python3 course.py students import FILE.csv
@@ -92,8 +93,13 @@ def _lessons(names: list[str]) -> list[str]:
 
 
 def lab(args: list[str]) -> None:
-    """Open lessons/ in JupyterLab; extra arguments go to `jupyter lab`."""
-    _run([_tool("jupyter"), "lab", str(ROOT / "lessons"), *args])
+    """Open lessons/ in JupyterLab as a learner (--instructor: the course root, with nbgrader's
+    tools); other arguments go to `jupyter lab`."""
+    # In this process, not a child: Ctrl-C must reach JupyterLab's own shutdown prompt, and
+    # ftlib_course.lab needs only the standard library, so it runs before .venv is active.
+    from ftlib_course.lab import main as open_lab
+
+    sys.exit(open_lab(args, python=str(PYTHON)))
 
 
 def test(args: list[str]) -> None:

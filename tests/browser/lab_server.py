@@ -1,0 +1,131 @@
+"""A JupyterLab server started as `course.py lab` starts it, in a folder of the test's choosing.
+
+It runs `python -m ftlib_course.lab` (the code behind `course.py lab`) on 127.0.0.1 with a random
+port and token, and with Jupyter's per-user folders (config, settings, workspaces, runtime) inside
+`home`, so that it sees what a learner sees on first start and nothing of this machine's user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ftlib_course.config import ROOT
+
+_START_SECONDS = 120
+
+
+class LabServer:
+    """One running lab; `url(path)` gives an address with the token, `stop()` ends it."""
+
+    def __init__(self, folder: Path, home: Path, *, instructor: bool = False) -> None:
+        self.folder = folder
+        self.token = secrets.token_hex(16)
+        self.log = home / "jupyterlab.log"
+        runtime = home / "runtime"
+        environment = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(home / "config"),
+            "JUPYTER_DATA_DIR": str(home / "data"),
+            "JUPYTER_RUNTIME_DIR": str(runtime),
+            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+            "IPYTHONDIR": str(home / "ipython"),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "ftlib_course.lab",
+            *(["--instructor"] if instructor else []),
+            f"--folder={folder}",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port=0",
+            f"--IdentityProvider.token={self.token}",
+        ]
+        folder.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("w") as log:
+            # A session of its own, so that stop() reaches the server behind ftlib_course.lab.
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.base = ""
+        try:
+            self._wait_until_serving(runtime)
+        except BaseException:
+            self.stop()
+            raise
+
+    def url(self, path: str = "lab") -> str:
+        separator = "&" if "?" in path else "?"
+        return f"{self.base}{path}{separator}token={self.token}"
+
+    def status(self, path: str) -> int:
+        """The HTTP status of GET `path` (with the token): 200 where the server serves it."""
+        try:
+            with self._request(path) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def setting_default(self, plugin: str, key: str) -> object:
+        """The default the lab gives a JupyterLab setting (the schema's, or the course's)."""
+        with self._request(f"lab/api/settings/{plugin}") as response:
+            return json.load(response)["schema"]["properties"][key]["default"]
+
+    def shut_down_kernels(self) -> None:
+        """End every kernel of the lab, so that finished notebooks hold no memory or CPU."""
+        with self._request("api/sessions") as response:
+            sessions = json.load(response)
+        for session in sessions:
+            self._request(f"api/sessions/{session['id']}", method="DELETE").close()
+
+    def _request(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(
+            f"{self.base}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        return urllib.request.urlopen(request, timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def _wait_until_serving(self, runtime: Path) -> None:
+        deadline = time.monotonic() + _START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"JupyterLab exited with status {self.process.returncode}:\n"
+                    f"{self.log.read_text()}"
+                )
+            for info in runtime.glob("jpserver-*.json"):
+                try:
+                    self.base = json.loads(info.read_text())["url"]
+                    if self.status("api/status") == 200:
+                        return
+                except (ValueError, KeyError, urllib.error.URLError):
+                    pass  # the file is still being written, or the server not yet listening
+            time.sleep(0.2)
+        raise TimeoutError(
+            f"JupyterLab did not answer within {_START_SECONDS} s:\n{self.log.read_text()}"
+        )

@@ -1,0 +1,324 @@
+"""A learner's hands and eyes on a notebook in JupyterLab, through Playwright and Chromium.
+
+Everything goes through the page as a learner would use it: menus, the toolbar, typing into
+cells, dragging sliders; what is checked is what the page shows (rendered images, their sizes,
+the text of outputs), read from the DOM. JupyterLab skips the layout of cells outside the
+viewport (`content-visibility`), so each element is scrolled into view before it is measured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, Locator, Page, sync_playwright
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# This machine has no network: nothing of Chromium may try to reach one.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}  # a laptop screen, with the file browser open
+RUN_SECONDS = 300  # the slowest lesson runs in about 20 s on a quiet 2-core machine
+KERNEL_READY = re.compile(r"\(ipykernel\) \| Idle")
+PROGRESS_ROW = ".widget-hbox:has(> .widget-hprogress)"  # how tqdm draws a bar in a notebook
+
+
+def chromium_path() -> str | None:
+    """The Chromium executable the tests drive, or None where it is not installed."""
+    return shutil.which(CHROMIUM)
+
+
+@contextmanager
+def chromium(profile: Path) -> Iterator[BrowserContext]:
+    """Headless Chromium with a fresh profile in `profile`, closed on exit."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=chromium_path(),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport=VIEWPORT,
+        )
+        context.set_default_timeout(60_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@dataclass(frozen=True)
+class Image:
+    """One rendered image output: its cell, decoded size and size on the page (CSS pixels)."""
+
+    cell: int
+    natural: tuple[int, int]
+    shown: tuple[float, float]
+    element: Locator = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ProgressBar:
+    """One tqdm bar as the page lays it out: the row, the bar and the text beside it."""
+
+    cell: int
+    text: str
+    bar_width: float
+    row_width: float
+    content_width: float  # what the row's children need; more than row_width means cut off
+    clipped_texts: list[str]  # labels whose text is wider than the room they got
+
+
+class NotebookPage:
+    """One notebook open in JupyterLab, in its own browser tab."""
+
+    def __init__(self, context: BrowserContext, url: str) -> None:
+        self.page: Page = context.new_page()
+        self.page.goto(url)
+        self.notebook = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        # The toolbar's indicator reads idle before a kernel is connected; the status bar names
+        # the kernel once it is.
+        self.page.locator("#jp-main-statusbar").get_by_text(KERNEL_READY).wait_for(
+            timeout=RUN_SECONDS * 1000
+        )
+        self.wait_until_idle()
+
+    # -- what the learner does ---------------------------------------------------------------
+
+    def menu(self, *path: str) -> None:
+        """Click through the main menu, e.g. `menu("Run", "Run All Cells")`."""
+        for label in path:
+            exactly = re.compile(f"^{re.escape(label)}$")
+            self.page.locator(".lm-MenuBar-itemLabel, .lm-Menu-itemLabel").filter(
+                has_text=exactly
+            ).click()
+
+    def run(self, command: str = "Run All Cells") -> None:
+        """Run > `command` (one that runs the first cell, such as "Run All Above Selected Cell"),
+        and wait until no cell is left to run and the kernel is idle.
+
+        JupyterLab queues every cell at once ([*]); a cell that raises unqueues the rest.
+        """
+        first = self.notebook.locator(".jp-CodeCell").first
+        before = self._prompt(first)
+        self.menu("Run", command)
+        self._wait_for_new_count(first, before)
+        self.wait_until_idle()
+
+    def run_cell(self, index: int) -> None:
+        """Select cell `index`, press Shift+Enter and wait until it has run."""
+        cell = self.cell(index)
+        before = self._prompt(cell)
+        cell.locator(".jp-InputPrompt").click()
+        self.page.keyboard.press("Shift+Enter")
+        self._wait_for_new_count(cell, before)
+        self.wait_until_idle()
+
+    def replace_source(self, index: int, text: str) -> None:
+        """Replace the code of cell `index` with `text`, as if pasted (no auto-indent)."""
+        self.cell(index).locator(".cm-content").click()
+        self.page.keyboard.press("ControlOrMeta+A")
+        self.page.keyboard.insert_text(text)
+        self.page.keyboard.press("Escape")
+
+    def validate(self) -> str:
+        """Press the toolbar's Validate button and return the text of the verdict it shows."""
+        self.notebook.locator(".validate-button").click()
+        dialog = self.page.locator(".jp-Dialog", has_text="Validation Results")
+        dialog.wait_for(timeout=RUN_SECONDS * 1000)
+        verdict = dialog.locator(".jp-Dialog-body").text_content() or ""
+        dialog.get_by_role("button", name="Ok").click()
+        return verdict.strip()
+
+    def select(self, index: int) -> None:
+        """Click cell `index` beside its code, so that it is the selected cell."""
+        self.cell(index).locator(".jp-InputPrompt").click()
+
+    def change(self, control: Locator) -> str:
+        """Move a slider a fifth of its length to the right (or back, where it is near its end),
+        or pick the next option of a drop-down; returns the control's label."""
+        control.scroll_into_view_if_needed()
+        label = (control.locator(".widget-label").first.text_content() or "").strip()
+        select = control.locator("select")
+        if select.count():
+            options = select.locator("option").all_text_contents()
+            current = select.evaluate("select => select.selectedIndex")
+            select.select_option(index=(current + 1) % len(options))
+            return label
+        handle = control.locator(".noUi-handle")
+        track = control.locator(".noUi-target").bounding_box()
+        box = handle.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        step = 0.2 * track["width"] * (1 if x < track["x"] + 0.7 * track["width"] else -1)
+        self.page.mouse.move(x, y)
+        self.page.mouse.down()
+        self.page.mouse.move(x + step, y, steps=5)
+        self.page.mouse.up()
+        return label
+
+    # -- what the learner sees ---------------------------------------------------------------
+
+    def cell(self, index: int) -> Locator:
+        return self.notebook.locator(".jp-Cell").nth(index)
+
+    def save(self) -> None:
+        """File > Save Notebook, and wait until the tab no longer shows unsaved changes."""
+        self.menu("File", "Save Notebook")
+        self.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").wait_for(state="detached")
+
+    def output_text(self, index: int) -> str:
+        return self.cell(index).locator(".jp-OutputArea").text_content() or ""
+
+    def execution_count(self, index: int) -> int | None:
+        """The number in cell `index`'s prompt, [N]; None before it has run."""
+        digits = "".join(ch for ch in self._prompt(self.cell(index)) if ch.isdigit())
+        return int(digits) if digits else None
+
+    def images(self) -> list[Image]:
+        """Every image in an output, widget outputs included, after it has been scrolled to."""
+        found = []
+        for index in self._cells_with(".jp-OutputArea-output img"):
+            for image in self.cell(index).locator(".jp-OutputArea-output img").all():
+                image.scroll_into_view_if_needed()
+                facts = image.evaluate(
+                    """img => img.decode().catch(() => null).then(() => {
+                        const box = img.getBoundingClientRect();
+                        return [img.naturalWidth, img.naturalHeight, box.width, box.height];
+                    })"""
+                )
+                found.append(Image(index, (facts[0], facts[1]), (facts[2], facts[3]), image))
+        return found
+
+    def figure_sources(self, index: int) -> list[str]:
+        """The data URLs of the images in cell `index`: they change when a figure is redrawn."""
+        return (
+            self.cell(index)
+            .locator(".jp-OutputArea-output img")
+            .evaluate_all("images => images.map(image => image.src)")
+        )
+
+    def wait_for_new_figure(self, index: int, before: list[str], seconds: float = 60) -> bool:
+        """Wait until cell `index` shows images other than `before`; False if it never does."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            now = self.figure_sources(index)
+            if now and now != before:
+                self.wait_until_idle()
+                return True
+            self.page.wait_for_timeout(200)
+        return False
+
+    def progress_bars(self) -> list[ProgressBar]:
+        """Every tqdm bar still shown (closed inner bars are hidden by tqdm), measured in view."""
+        bars = []
+        for index in self._cells_with(".widget-hprogress"):
+            for row in self.cell(index).locator(PROGRESS_ROW).all():
+                if row.evaluate("row => row.closest('.lm-mod-hidden') !== null"):
+                    continue
+                row.scroll_into_view_if_needed()
+                facts = row.evaluate(
+                    """row => {
+                        const bar = row.querySelector(':scope > .widget-hprogress');
+                        const labels = [...row.querySelectorAll(':scope > .widget-html')];
+                        return {
+                            text: row.textContent,
+                            bar: bar.getBoundingClientRect().width,
+                            row: row.clientWidth,
+                            content: row.scrollWidth,
+                            clipped: labels.filter(label => label.scrollWidth > label.clientWidth)
+                                           .map(label => label.textContent),
+                        };
+                    }"""
+                )
+                bars.append(
+                    ProgressBar(
+                        index,
+                        facts["text"],
+                        facts["bar"],
+                        facts["row"],
+                        facts["content"],
+                        facts["clipped"],
+                    )
+                )
+        return bars
+
+    def progress_rows(self) -> int:
+        """How many tqdm bars the page holds, closed ones (hidden by tqdm) included."""
+        return self.notebook.locator(PROGRESS_ROW).count()
+
+    def interact_controls(self) -> list[tuple[int, Locator]]:
+        """(cell, control) for every slider and drop-down of an `interact` in the notebook."""
+        controls = []
+        for index in self._cells_with(".widget-interact"):
+            interact = self.cell(index).locator(".widget-interact")
+            for control in interact.locator(".widget-slider, .widget-dropdown").all():
+                controls.append((index, control))
+        return controls
+
+    def texts(self, selector: str) -> list[str]:
+        """The text of every element of the whole page matching `selector`."""
+        return [text.strip() for text in self.page.locator(selector).all_text_contents()]
+
+    def show(self, element: Locator) -> None:
+        """Scroll the notebook so that `element` is in view."""
+        element.scroll_into_view_if_needed()
+
+    def screenshot(self, path: Path, element: Locator | None = None) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (element or self.page).screenshot(path=str(path))
+        return path
+
+    def close(self) -> None:
+        self.page.close()
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def wait_until_idle(self) -> None:
+        """Wait until no cell is queued or running and the kernel says it is idle."""
+        self.page.wait_for_function(
+            """() => {
+                const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+                const kernel = panel?.querySelector('.jp-Notebook-ExecutionIndicator');
+                const prompts = [...panel?.querySelectorAll('.jp-InputPrompt') ?? []];
+                return kernel?.dataset.status === 'idle'
+                    && !prompts.some(prompt => prompt.textContent.includes('*'));
+            }""",
+            timeout=RUN_SECONDS * 1000,
+            polling=250,
+        )
+
+    def _wait_for_new_count(self, cell: Locator, before: str) -> None:
+        # Waiting for idle alone could end at once, on the page still idle from before: first
+        # wait until the cell's prompt shows a new execution count, [N] with N never seen there.
+        prompt = cell.locator(".jp-InputPrompt").element_handle()
+        self.page.wait_for_function(
+            """([prompt, before]) => /\\d/.test(prompt.textContent)
+                && prompt.textContent !== before""",
+            arg=[prompt, before],
+            timeout=RUN_SECONDS * 1000,
+            polling=100,
+        )
+
+    @staticmethod
+    def _prompt(cell: Locator) -> str:
+        return cell.locator(".jp-InputPrompt").text_content() or ""
+
+    def _cells_with(self, selector: str) -> list[int]:
+        return self._evaluate(
+            f"""cells => cells.flatMap((cell, index) =>
+                cell.querySelector('{selector}') ? [index] : [])"""
+        )
+
+    def _evaluate(self, script: str):
+        return self.notebook.locator(".jp-Cell").evaluate_all(script)
