@@ -1,7 +1,7 @@
 """Where to start fine-tuning: the four quadrants of dataset size and similarity.
 
 Two questions pick the starting strategy: is the new dataset small (fewer than
-``SMALL_DATASET_THRESHOLD`` = 1000 images per class, the seeds' rule of thumb), and does it look
+``SMALL_DATASET_THRESHOLD`` = 1000 images per class, a common rule of thumb), and does it look
 like the data the model was pretrained on (cats and dogs vs ImageNet: similar; cancer cells vs
 ImageNet: different; common sense decides)?
 
@@ -16,7 +16,7 @@ large            FULL: fine-tune everything at a small body     FULL from the pr
                  head 10x the body)                             (the sources disagree, see below)
 ===============  =============================================  ==================================
 
-The large + different quadrant is disputed. Several of the course's seed texts say the
+The large + different quadrant is disputed. Some widely read tutorials say the
 pretrained weights will not help there and the network should be trained from scratch. CS231n
 says one may train from scratch but that initialising from pretrained weights is still often
 beneficial, and Kornblith et al. (2019, "Do Better ImageNet Models Transfer Better?") and He,
@@ -26,7 +26,7 @@ faster; from scratch only catches up with a long enough schedule. ``recommend`` 
 from the pretrained weights and names training from scratch as the alternative; lesson 6
 measures both.
 
-The seed text numbers the quadrants 1 (large, different), 2 (large, similar), 3 (small,
+Some texts number the quadrants 1 (large, different), 2 (large, similar), 3 (small,
 different) and 4 (small, similar); the names here say what each number means.
 """
 
@@ -179,7 +179,11 @@ def recommend(images_per_class: int, similar: bool, *, num_blocks: int | None = 
                 "task-specific blocks encode concepts that do not carry over. Early blocks "
                 "detect edges, colours and textures that transfer to almost any images "
                 "(Yosinski et al. 2014): keep the first blocks frozen, about a third to a half "
-                f"of them ({how_many}), and retrain the later blocks with a new head."
+                f"of them ({how_many}), and retrain the later blocks with a new head. CS231n "
+                "suggests instead a linear classifier on the features of an earlier layer, the "
+                "later blocks removed. When the images differ in their low-level statistics "
+                "(colours, textures, noise), frozen early filters may be what fits least: "
+                "measure both."
             ),
         )
     if quadrant is Quadrant.LARGE_SIMILAR:
@@ -210,14 +214,17 @@ def recommend(images_per_class: int, similar: bool, *, num_blocks: int | None = 
         ),
         reason=(
             f"With {size} there is enough data to train every weight, but the images differ "
-            "from the pretraining data, and here the sources disagree. Some of the course's "
-            "seed texts say the pretrained weights will not help and the network should be "
-            "trained from scratch. CS231n advises initialising from the pretrained weights "
+            "from the pretraining data, and here the sources disagree. Some widely read "
+            "tutorials say the pretrained weights will not help and the network should be "
+            "trained from scratch; others fine-tune everything. CS231n allows training from "
+            "scratch but advises initialising from the pretrained weights "
             "anyway, and Kornblith et al. (2019) and He, Girshick & Dollár (2019) find that "
             "fine-tuning everything from them is usually at least as good as training from "
             "scratch and converges much faster. So start from "
             "the pretrained weights (state 3, nothing frozen) and treat training from scratch "
-            "as the alternative to measure; lesson 6 measures both."
+            "as the alternative to measure: run both on the same seeds, long enough that "
+            "neither still improves, and call a winner only when the interval of the paired "
+            "difference excludes zero (ftlib.compare_paired); lesson 6 measures both."
         ),
     )
 
