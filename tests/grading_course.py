@@ -17,6 +17,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
+from nbgrader.utils import determine_grade
 
 from ftlib_course.config import course_config
 from ftlib_course.sandbox import sandbox_problem
@@ -72,7 +73,7 @@ def lesson(*cells) -> nbformat.NotebookNode:
 class Graded:
     score: float
     max_score: float
-    scores: dict[str, float]  # test cell -> its automatic score
+    scores: dict[str, float]  # test cell -> the score its outputs earn (before any review hold)
     notebook: nbformat.NotebookNode  # the autograded notebook
 
     @property
@@ -133,13 +134,14 @@ class GradingCourse:
         with Gradebook(self.api.coursedir.db_url, self.api.coursedir.course_id) as gradebook:
             submission = gradebook.find_submission(LESSON, student)
             score, max_score = submission.score, submission.max_score
-            scores = {
-                grade.name: grade.auto_score
-                for notebook in submission.notebooks
-                for grade in notebook.grades
-            }
-        graded = self.root / "autograded" / student / LESSON / f"{LESSON}.ipynb"
-        return Graded(score, max_score, scores, nbformat.read(graded, as_version=4))
+        path = self.root / "autograded" / student / LESSON / f"{LESSON}.ipynb"
+        graded = nbformat.read(path, as_version=4)
+        scores = {
+            cell.metadata.nbgrader["grade_id"]: determine_grade(cell)[0]
+            for cell in graded.cells
+            if cell.metadata.get("nbgrader", {}).get("grade")
+        }
+        return Graded(score, max_score, scores, graded)
 
 
 def _check(result: dict, what: str) -> None:

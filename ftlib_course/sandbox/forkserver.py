@@ -153,7 +153,11 @@ def _copy_files(files: dict[str, Path], folder: Path, limit: int) -> None:
 
 
 class ForkedKernel:
-    """A kernel forked by the server, managed like a `subprocess.Popen`."""
+    """A kernel forked by the server, managed like a `subprocess.Popen`.
+
+    `pid` is the init of the kernel's namespaces: it passes signals on to the kernel, and its end
+    (SIGKILL) ends the kernel and everything the kernel started.
+    """
 
     stdin = stdout = stderr = None
 
@@ -183,16 +187,13 @@ class ForkedKernel:
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
-        # The kernel is pid 1 of its namespace, which ignores signals it has no handler for,
-        # SIGTERM included: from outside, only SIGKILL ends it.
-        if signum == signal.SIGTERM:
-            signum = signal.SIGKILL
+        """Signal the kernel (through its namespace's init, which passes signals on)."""
         if self.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, signum)
 
     def terminate(self) -> None:
-        self.kill()
+        self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)

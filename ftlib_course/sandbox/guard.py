@@ -223,14 +223,13 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
             report("event", "outside-file", fsdecode(path))
 
     def on_setattr(target, name) -> None:
-        if type_(target) is type or isinstance_(target, type):
-            owner, label = target.__module__, f"{target.__module__}.{target.__qualname__}"
-        elif isinstance_(target, types.FunctionType):
-            owner, label = target.__module__ or "", f"{target.__module__}.{target.__qualname__}"
-        else:
+        # Audited: a function's __code__, __defaults__ or __kwdefaults__ being replaced. (Writes
+        # to classes are not audited; the snapshot compares the watched classes instead.)
+        if not isinstance_(target, types.FunctionType):
             return
-        if str_(owner).split(".")[0] in _WATCHED_PACKAGES and from_cell():
-            report("event", "attribute-write", f"{label}.{name}")
+        owner = str_(target.__module__ or "")
+        if owner.split(".")[0] in _WATCHED_PACKAGES and from_cell():
+            report("event", "attribute-write", f"{owner}.{target.__qualname__}.{name}")
 
     def hook(event: str, args: tuple) -> None:
         if event not in _WATCHED_EVENTS:
@@ -247,7 +246,7 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
             elif event == "sys.addaudithook":
                 report("event", "audit-hook", "another audit hook was added")
             elif event in _TRACE_EVENTS:
-                if args[0] is not None and from_cell():
+                if from_cell():
                     report("event", "trace-hook", event)
             elif not from_cell():
                 return
@@ -356,14 +355,24 @@ def _state_probes(shell) -> list[tuple[str, str, object, object]]:
                     f"{module.__name__}.{name}",
                     lambda m=module, n=name: vars(m).get(n),
                 )
-    for cls in _watched_types():
+    for cls in [*_watched_types(), type(checks.check)]:
+        label = f"{cls.__module__}.{cls.__qualname__}"
+        add("attribute-write", f"{label}: attributes added or removed", lambda c=cls: _own_names(c))
         for name in list(vars(cls)):
-            label = f"{cls.__qualname__}.{name}"
-            add("library-rebound", label, lambda c=cls, n=name: vars(c).get(n))
+            add("library-rebound", f"{label}.{name}", lambda c=cls, n=name: vars(c).get(n))
     for label, cell in _closure_cells(type(checks.check)):
         add("library-rebound", label, lambda c=cell: _contents(c))
     add("library-rebound", "check in the notebook", _check_reader(shell, checks.check))
     return probes
+
+
+# Set on a class by Python itself: pickling caches the names of its slots there.
+_CACHED_CLASS_ATTRIBUTES = frozenset(["__slotnames__"])
+
+
+def _own_names(cls: type) -> int:
+    """How many attributes a class defines itself, Python's own caches left out."""
+    return len(vars(cls).keys() - _CACHED_CLASS_ATTRIBUTES)
 
 
 def _check_reader(shell, original):
@@ -375,7 +384,7 @@ def _check_reader(shell, original):
     imported = [False]
 
     def read():
-        value = shell.user_ns.get("check", original)
+        value = shell.user_ns.get("check", _EMPTY)
         imported[0] = imported[0] or value is original
         return value if imported[0] else original
 
@@ -395,6 +404,8 @@ def _changed(probes) -> list[tuple[str, str]]:
 
 
 def _same(now, original) -> bool:
+    if type(original) is int:
+        return type(now) is int and now == original
     if isinstance(original, tuple) and isinstance(now, tuple):
         return len(now) == len(original) and all(a is b for a, b in zip(now, original, strict=True))
     return now is original

@@ -25,6 +25,7 @@ _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
 _MOUNT_OPTION_FLAGS = {"nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC}
 
+_PR_SET_DUMPABLE = 4
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT = 47
@@ -109,6 +110,11 @@ def drop_all_privileges() -> None:
     header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
     no_capabilities = (ctypes.c_uint32 * 6)()
     _check(_libc.capset(header, no_capabilities), "capset")
+
+
+def make_undumpable() -> None:
+    """Keep other processes of the same user from tracing this one or reading its memory."""
+    _check(_libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
 
 
 def effective_capabilities() -> int:

@@ -6,18 +6,20 @@ isolated kernel for every notebook.
 Importing torch, torchvision, matplotlib, scikit-learn and IPython takes seconds; a forked child
 has them at once. The server never runs a cell, starts a thread pool or opens a kernel socket,
 so every child starts from the same clean state. For each request on `RUNTIME/fork.sock` it
-forks a helper that moves into new mount, pid, network, IPC and UTS namespaces and forks the
-kernel, pid 1 of its own pid namespace. The kernel then:
+forks a helper that moves into new mount, pid, network, IPC and UTS namespaces and forks their
+init, pid 1. The init:
 
-1. mounts its own /proc, and fresh, size-limited tmpfs on its scratch folder (filled with the
-   notebook's files), /tmp, /dev/shm and its socket folder; hides RUNTIME (the other kernels'
+1. mounts its own /proc, and fresh, size-limited tmpfs on the scratch folder (filled with the
+   notebook's files), /tmp, /dev/shm and the socket folder; hides RUNTIME (the other kernels'
    inputs and the server's socket) under an empty tmpfs; makes every other mount read-only;
-2. forbids new user namespaces, waits until the grader has put it in its control groups, sets its
-   resource limits, and gives up every capability for good;
-3. becomes the grading kernel (`kernel.main`).
+2. forbids new user namespaces, waits until the grader has put it in the kernel's control
+   groups, sets the resource limits;
+3. forks the kernel (pid 2), which gives up every capability for good and becomes the grading
+   kernel (`kernel.main`); the init drops its own, passes signals on, and reports the kernel's
+   wait status when it ends.
 
-The helper reports the kernel's pid to the grader (as socket credentials, which the operating
-system translates into the grader's pid namespace) and, when the kernel ends, its wait status.
+The helper reports the init's pid to the grader (as socket credentials, which the operating
+system translates into the grader's pid namespace), and its end if it was killed.
 Nothing of one kernel survives it: its namespaces and mounts die with it, the next kernel forks
 from the untouched server.
 """
@@ -78,6 +80,7 @@ _NAMESPACES = (
     | namespaces.CLONE_NEWUTS
 )
 _LEFT_AS_THEY_ARE = frozenset(["proc", "sysfs", "devpts", "mqueue"])
+_PASSED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def main(argv: list[str]) -> None:
@@ -123,14 +126,14 @@ def _serve(server: socket.socket, connection: socket.socket) -> None:
 
 
 def _helper(server: socket.socket, connection: socket.socket, request: dict, evidence: int):
-    """In the forked helper: new namespaces, the kernel forked into them, its end reported."""
+    """In the forked helper: new namespaces, their init forked into them, its pid reported."""
     try:
         server.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         namespaces.unshare(_NAMESPACES)
         pid = os.fork()
         if pid == 0:
-            _kernel(connection, request, evidence)
+            _init(connection, request, evidence)
         credentials = struct.pack("3i", pid, os.getuid(), os.getgid())
         connection.sendmsg(
             [json.dumps({"pid": pid}).encode()],
@@ -138,21 +141,53 @@ def _helper(server: socket.socket, connection: socket.socket, request: dict, evi
         )
         os.close(evidence)
         _, status = os.waitpid(pid, 0)
-        connection.send(json.dumps({"status": status}).encode())
+        if os.WIFSIGNALED(status):  # killed before it could report the kernel's end
+            connection.send(json.dumps({"status": status}).encode())
     except BaseException:
         _report_error(connection)
     finally:
         os._exit(0)
 
 
-def _kernel(connection: socket.socket, request: dict, evidence: int) -> None:
-    """In the forked kernel, pid 1 of its namespace: isolate, limit, drop privileges, serve."""
+def _init(connection: socket.socket, request: dict, evidence: int) -> None:
+    """In pid 1 of the new namespaces: isolate, then run the kernel as pid 2 and report its end.
+
+    The kernel is not pid 1 itself because pid 1 ignores the signals it has no handler for, even
+    those it sends itself (`os.kill(os.getpid(), ...)`, `abort`), unlike any other kernel. This
+    init passes the grader's signals on to the kernel and ends, and with it the namespace and
+    everything left in it, when the kernel ends.
+    """
     try:
         _isolate(request)
         Path(CONNECTION_FILE).write_text(json.dumps(request["connection"]))
         if connection.recv(16) != b"go":
             os._exit(1)
         limits.apply_resource_limits(request["limits"], memory_fallback=request["no_memory_cgroup"])
+        kernel_pid = os.fork()
+        if kernel_pid == 0:
+            _kernel(connection, request, evidence)
+        os.close(evidence)
+        for signum in _PASSED_SIGNALS:
+            signal.signal(signum, lambda received, _: os.kill(kernel_pid, received))
+        namespaces.drop_all_privileges()
+        namespaces.make_undumpable()
+    except BaseException:
+        _report_error(connection)
+        os._exit(70)
+    while True:
+        pid, status = os.waitpid(-1, 0)  # reaps orphans too, until the kernel ends
+        if pid == kernel_pid:
+            break
+    with contextlib.suppress(OSError):
+        connection.send(json.dumps({"status": status}).encode())
+    os._exit(0)
+
+
+def _kernel(connection: socket.socket, request: dict, evidence: int) -> None:
+    """In the kernel, pid 2: only its own files, no privileges, then the grading kernel."""
+    try:
+        for signum in _PASSED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
         os.dup2(evidence, EVIDENCE_FD)
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):

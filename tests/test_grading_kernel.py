@@ -1,0 +1,278 @@
+"""The grading kernel: nothing lost on a crash, output capped, trusted cells skipped, every
+kind of tampering recorded, honest lessons never flagged, one kernel never sees another's state.
+
+All of it through the real nbgrader autograde in the real sandboxed kernel (`grading_course`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import nbformat
+import pytest
+from grading_course import (
+    GradingCourse,
+    answer_cell,
+    graded_cell,
+    lesson,
+    needs_sandbox,
+    read_only_cell,
+)
+
+from ftlib_course.config import ROOT
+from ftlib_course.notebooks import SOLUTION, lesson_names
+from ftlib_course.sandbox.execute import DIED_BEFORE, DIED_HERE, GradingExecute
+from ftlib_course.sandbox.limits import writable_controllers
+from ftlib_course.sandbox.skipping import SKIP_TAG, SKIPPED_TEXT
+
+TWO_EXERCISES = lesson(
+    read_only_cell("from ftlib_course.checks import check", "setup"),
+    answer_cell("### BEGIN SOLUTION\nfirst = 1\n### END SOLUTION", "first"),
+    graded_cell('check.equal(first, 1, "first")\ncheck.passed("first")', "test_first"),
+    answer_cell("### BEGIN SOLUTION\nsecond = 2\n### END SOLUTION", "second"),
+    graded_cell('check.equal(second, 2, "second")\ncheck.passed("second")', "test_second"),
+)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> GradingCourse:
+    needs_sandbox()
+    return GradingCourse(tmp_path_factory.mktemp("course"), TWO_EXERCISES, memory_mb=1024)
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("import os; os._exit(3)", "exited with status 3"),
+        ("import faulthandler; faulthandler._sigsegv()", "SIGSEGV"),
+    ],
+)
+def test_a_kernel_death_keeps_the_credit_earned_before_it(course: GradingCourse, how, reason):
+    graded = course.grade(
+        f"dies-{reason[:4]}", course.submission("first = 1", f"{how}\nsecond = 2")
+    )
+    death = graded.grading["kernel_death"]
+    assert death["cell"] == 3 and death["grade_id"] == "second"
+    assert reason in death["reason"]
+    assert graded.scores == {"test_first": 1, "test_second": 0}
+    outputs = [cell.outputs for cell in graded.notebook.cells]
+    assert outputs[3][-1].evalue == DIED_HERE
+    assert outputs[4][-1].evalue == DIED_BEFORE
+
+
+def test_a_kernel_over_its_memory_limit_is_killed_and_reported(course: GradingCourse):
+    if "memory" not in writable_controllers():
+        pytest.skip("no writable memory cgroup here: memory is capped by RLIMIT_AS instead")
+    hog = "blocks = [bytearray(2**20) for _ in range(2000)]\nsecond = 2"
+    graded = course.grade("hog", course.submission("first = 1", hog))
+    assert "memory" in graded.grading["kernel_death"]["reason"]
+    assert graded.scores == {"test_first": 1, "test_second": 0}
+
+
+def test_runaway_output_is_cut_while_it_arrives(course: GradingCourse):
+    flood = "print('x' * 100_000_000)\nfor _ in range(2_000):\n    print('y' * 10_000)\nsecond = 2"
+    graded = course.grade("flood", course.submission("first = 1", flood))
+    assert graded.grading["truncated"] == [3]
+    assert len(nbformat.writes(graded.notebook)) < 3_000_000
+    assert "output cut here" in graded.text(3)
+    assert graded.scores == {"test_first": 1, "test_second": 1}
+
+
+def test_figures_show_as_in_any_kernel(course: GradingCourse):
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.title('a line')\nfirst = 1"
+    graded = course.grade("plotter", course.submission(plot, "second = 2"))
+    assert [output.output_type for output in graded.notebook.cells[1].outputs] == ["display_data"]
+    assert "image/png" in graded.notebook.cells[1].outputs[0].data
+    assert graded.grading["evidence"] == []
+
+
+def test_a_cell_past_its_timeout_is_interrupted_and_grading_goes_on(tmp_path):
+    needs_sandbox()
+    course = GradingCourse(tmp_path, TWO_EXERCISES, timeout=5)
+    graded = course.grade("loops", course.submission("first = 1", "while True:\n    pass"))
+    assert graded.scores == {"test_first": 1, "test_second": 0}
+    assert graded.grading["kernel_death"] is None
+    assert graded.notebook.cells[3].outputs[-1].ename in {"KeyboardInterrupt", "CellTimeoutError"}
+    assert graded.notebook.cells[4].outputs[-1].ename == "NameError"  # `second` never set
+
+
+SKIPPED_LESSON = lesson(
+    answer_cell("### BEGIN SOLUTION\nfirst = 1\n### END SOLUTION", "first"),
+    read_only_cell("print('the long experiment ran')", "experiment", tags=(SKIP_TAG,)),
+    graded_cell('assert first == 1, "first"', "test_first"),
+)
+
+
+def test_only_cells_the_source_marks_are_skipped_and_they_keep_their_text(tmp_path):
+    needs_sandbox()
+    course = GradingCourse(tmp_path, SKIPPED_LESSON)
+    submission = course.submission("first = 1\nprint('the answer ran')")
+    # A student's own tag must not skip anything: the answer cell and the test cell carry it.
+    for index in (0, 2):
+        submission.cells[index].metadata.setdefault("tags", []).append(SKIP_TAG)
+    graded = course.grade("skipper", submission)
+    assert graded.grading["skipped"] == ["experiment"]
+    assert graded.notebook.cells[1].source == "print('the long experiment ran')"
+    assert graded.text(1) == SKIPPED_TEXT
+    assert graded.text(0) == "the answer ran\n"
+    assert graded.scores == {"test_first": 1}
+
+
+def test_validate_skips_the_notebooks_own_marked_cells():
+    notebook = nbformat.from_dict(SKIPPED_LESSON)
+    notebook.cells[0].source = "first = 1"
+    executed, _ = GradingExecute(kernel_name="python3").preprocess(notebook, {})
+    assert executed.cells[1].outputs[0].text == SKIPPED_TEXT
+    assert executed.metadata["ftlib_grading"]["skipped"] == ["experiment"]
+    assert executed.cells[2].outputs == []  # the test passed
+
+
+WRITES_STATE = """
+import os, subprocess
+for path in ("/tmp/left.txt", "/dev/shm/left.txt", os.path.expanduser("~/left.txt"), "left.txt"):
+    open(path, "w").write("secret")
+os.environ["LEFT"] = "secret"
+import builtins; builtins.left_behind = "secret"
+first = 1
+"""
+READS_STATE = """
+import builtins, os
+paths = ("/tmp/left.txt", "/dev/shm/left.txt", os.path.expanduser("~/left.txt"), "left.txt")
+seen = [path for path in paths if os.path.exists(path)]
+seen += ["env"] * ("LEFT" in os.environ) + ["builtins"] * hasattr(builtins, "left_behind")
+print(seen, os.getpid())
+first = 1
+"""
+
+
+def test_consecutive_kernels_share_no_files_or_state(course: GradingCourse):
+    course.grade("leaves", course.submission(WRITES_STATE, "second = 2"))
+    graded = course.grade("finds", course.submission(READS_STATE, "second = 2"))
+    assert graded.text(1) == "[] 2\n"
+
+
+ATTACKS = {
+    "input-transformer": (
+        "get_ipython().input_transformers_cleanup.append("
+        "lambda lines: [line.replace('check.', 'print') for line in lines])"
+    ),
+    "ast-transformer": (
+        "import ast\n"
+        "class Blank(ast.NodeTransformer):\n"
+        "    def visit_Expr(self, node):\n"
+        "        return ast.Pass()\n"
+        "get_ipython().ast_transformers.append(Blank())"
+    ),
+    "event-hook": "get_ipython().events.register('pre_run_cell', lambda info: None)",
+    "shell-replaced": "get_ipython().showtraceback = lambda *args, **kwargs: None",
+    "builtin-rebound": "import builtins\nbuiltins.abs = lambda value: 0",
+    "library-rebound": "import torch\ntorch.allclose = lambda *args, **kwargs: True",
+    "attribute-write": "import torch\ntorch.Tensor.__eq__ = lambda self, other: True",
+    "trace-hook": "import sys\nsys.settrace(lambda *args: None)\nsys.settrace(None)",
+    "ctypes": "import ctypes\nctypes.string_at(id(0), 8)",
+    "gc-inspection": "import gc\ngc.get_referrers(abs)",
+    "audit-hook": "import sys\nsys.addaudithook(lambda event, args: None)",
+    "outside-file": "import os\nos.path.exists('../../solutions') or os.listdir('/')",
+    "forged-record": "import os\nos.write(3, b\"(2, 'end', 'x', '')\\tnot-a-mac\\n\")",
+}
+MORE_ATTACKS = {
+    # The kinds above, by other routes.
+    # (sys.displayhook and sys.excepthook need no check: IPython restores them after each cell.)
+    "shell-replaced, displayhook": (
+        "shell = get_ipython()\nshell.displayhook = type(shell.displayhook)(shell=shell)"
+    ),
+    "shell-replaced, a class method": (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "InteractiveShell.showtraceback = lambda *args, **kwargs: None"
+    ),
+    "attribute-write, a function's code": (
+        "import torch\n"
+        "torch.nn.functional.relu.__code__ = (lambda input, inplace=False: input).__code__"
+    ),
+    "shell-replaced, custom exceptions": (
+        "get_ipython().set_custom_exc((AssertionError,), lambda *args, **kwargs: None)"
+    ),
+    "builtin-rebound, in the notebook": "isinstance = lambda *args: True",
+    "library-rebound, numpy": "import numpy\nnumpy.isclose = lambda *args, **kwargs: True",
+    "library-rebound, math": "import math\nmath.isclose = lambda *args, **kwargs: True",
+    "library-rebound, checks": (
+        "from ftlib_course import checks\n"
+        "cell = type(checks.check).equal.__closure__[0]\n"
+        "cell.cell_contents = lambda *args: None"
+    ),
+    "library-rebound, check in the notebook": "check = None",
+    "trace-hook, profile": "import sys\nsys.setprofile(lambda *args: None)\nsys.setprofile(None)",
+    "gc-inspection, objects": "import gc\nlen(gc.get_objects())",
+    "outside-file, open": "try:\n    open('/etc/shadow')\nexcept OSError:\n    pass",
+    "channel-closed": "import os\nos.close(3)",
+    "integrity-check-missing": (
+        "from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult\n"
+        "async def pretend(cell, *args, **kwargs):\n"
+        "    return ExecutionResult(ExecutionInfo(cell, False, False, True, None))\n"
+        "get_ipython().run_cell_async = pretend"
+    ),
+}
+ALSO_EXPECTED = {
+    "input-transformer": {"test-cell-altered"},
+    "ast-transformer": {"test-cell-altered"},
+    "channel-closed": {"integrity-check-missing"},
+    # No cell is compiled after the replacement, so no snapshot check runs again either.
+    "integrity-check-missing": {"test-cell-altered"},
+}
+
+
+@pytest.mark.parametrize("case", [*ATTACKS, *MORE_ATTACKS])
+def test_each_kind_of_tampering_is_recorded(course: GradingCourse, case: str):
+    code = {**ATTACKS, **MORE_ATTACKS}[case]
+    kind = case.split(",")[0]
+    graded = course.grade(
+        re.sub(r"\W+", "-", case), course.submission(f"{code}\nfirst = 1", "second = 2")
+    )
+    expected = {kind} | ALSO_EXPECTED.get(kind, set())
+    assert expected <= graded.evidence_kinds, graded.grading["evidence"]
+    cells = {item["cell"] for item in graded.grading["evidence"] if item["kind"] == kind}
+    assert cells <= {1, None}, f"evidence placed in other cells: {graded.grading['evidence']}"
+
+
+def test_an_honest_submission_leaves_no_evidence(course: GradingCourse):
+    graded = course.grade("honest", course.submission("first = 1", "second = 2"))
+    assert graded.grading["evidence"] == []
+    assert graded.scores == {"test_first": 1, "test_second": 1}
+
+
+def test_without_the_sandbox_the_evidence_is_still_gathered(tmp_path):
+    course = GradingCourse(tmp_path, TWO_EXERCISES, sandbox=False)
+    graded = course.grade(
+        "unsandboxed", course.submission(ATTACKS["builtin-rebound"], "second = 2")
+    )
+    assert graded.grading["mode"] == "no-sandbox"
+    assert "builtin-rebound" in graded.evidence_kinds
+
+
+@pytest.mark.parametrize("name", lesson_names())
+def test_the_lessons_solutions_leave_no_evidence(tmp_path, name: str):
+    needs_sandbox()
+    shutil.copytree(ROOT / "solutions" / name, tmp_path / "source")
+    source = nbformat.read(tmp_path / "source" / f"{name}.ipynb", as_version=4)
+    files = {
+        path.name: path.read_text()
+        for path in (tmp_path / "source").iterdir()
+        if path.is_file() and path.suffix != ".ipynb"
+    }
+    course = GradingCourse(tmp_path / "course", source, files=files)
+    answers = [
+        _without_markers(cell.source)
+        for cell in source.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    ]
+    graded = course.grade("solution", course.submission(*answers))
+    assert graded.grading["evidence"] == [], json.dumps(graded.grading["evidence"], indent=1)
+    assert graded.grading["kernel_death"] is None and graded.grading["truncated"] == []
+    assert graded.score == graded.max_score
+
+
+def _without_markers(source: str) -> str:
+    """An answer as a student types it: the solution without nbgrader's marker lines."""
+    return "\n".join(line for line in source.splitlines() if not any(m in line for m in SOLUTION))
