@@ -16,6 +16,7 @@ from ftlib.data import (
     WeightsNotFoundError,
     pretrained_torchvision,
     resolve_weights,
+    torchvision_architecture,
     torchvision_dataset,
     verify_hash,
     weights_path,
@@ -64,6 +65,30 @@ def test_pretrained_torchvision_builds_googlenet_as_torchvision_does(hub):
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(ours(x), theirs(x))
+
+
+@pytest.mark.parametrize("arch", ["googlenet", "inception_v3", "resnet18"])
+def test_torchvision_architecture_is_what_pretrained_weights_load_into(hub, arch):
+    # The architecture rebuilt from two names must take the pretrained file's weights strictly,
+    # with no file read for the building itself.
+    weights = resolve_weights(arch)
+    built = torchvision_architecture(arch, weights)
+    assert not hub.exists()
+    published = {  # the published files keep the auxiliary heads
+        "googlenet": {"aux_logits": True, "init_weights": True},
+        "inception_v3": {"init_weights": True},
+    }
+    _cache(torchvision.models.get_model(arch, weights=None, **published.get(arch, {})), weights)
+    loaded = pretrained_torchvision(arch, check_hash=False)
+    assert built.state_dict().keys() == loaded.state_dict().keys()
+    built.load_state_dict(loaded.state_dict())
+    assert built.training and not loaded.training
+
+
+def test_torchvision_architecture_without_weights_is_the_default_build_and_checks_the_name():
+    assert type(torchvision_architecture("mobilenet_v3_small")).__name__ == "MobileNetV3"
+    with pytest.raises(ValueError, match="'resnet81'.*resnet18"):
+        torchvision_architecture("resnet81")
 
 
 def test_missing_weights_say_where_to_put_the_file_and_where_to_get_it(hub):

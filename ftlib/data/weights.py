@@ -76,6 +76,16 @@ def resolve_weights(arch: str, weights: WeightsEnum | str = "DEFAULT") -> Weight
     Raises:
         ValueError: for an unknown architecture or weights name, listing the valid ones.
     """
+    _check_architecture(arch)
+    enum = torchvision.models.get_model_weights(arch)
+    try:
+        return enum.verify(weights)
+    except (KeyError, TypeError):
+        names = ["DEFAULT", *(member.name for member in enum)]
+        raise ValueError(f"unknown weights {weights!r} for {arch}; choose one of {names}") from None
+
+
+def _check_architecture(arch: str) -> None:
     models = _classification_models()
     if arch not in models:
         close = difflib.get_close_matches(arch, models, n=3)
@@ -83,12 +93,6 @@ def resolve_weights(arch: str, weights: WeightsEnum | str = "DEFAULT") -> Weight
             f"unknown torchvision classification model {arch!r}; close names: {close}. "
             "All names: torchvision.models.list_models(module=torchvision.models)"
         )
-    enum = torchvision.models.get_model_weights(arch)
-    try:
-        return enum.verify(weights)
-    except (KeyError, TypeError):
-        names = ["DEFAULT", *(member.name for member in enum)]
-        raise ValueError(f"unknown weights {weights!r} for {arch}; choose one of {names}") from None
 
 
 def weights_path(weights: WeightsEnum) -> Path:
@@ -149,16 +153,48 @@ def pretrained_torchvision(
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     for key in list(state_dict):  # in place: keeps the version metadata some modules read
         state_dict[_LEGACY_DENSENET_KEY.sub(r"\1\2", key)] = state_dict.pop(key)
-    model = torchvision.models.get_model(
+    model = _built_for(arch, weights)
+    model.load_state_dict(state_dict)
+    _drop_aux_heads(model, arch)
+    return model.eval()
+
+
+def torchvision_architecture(arch: str, weights: WeightsEnum | str | None = None) -> nn.Module:
+    """torchvision's ``arch`` built as ``weights`` need it, with fresh random values.
+
+    Why: a model fine-tuned from pretrained weights is rebuilt from two names before its own
+    checkpoint is loaded into it; nothing is read from the hub cache for that.
+
+    Args:
+        arch: a torchvision classification model name, e.g. "resnet18".
+        weights: the weights whose architecture to build (member or name, see
+            `resolve_weights`): their number of classes and the options some builders change
+            for them (GoogLeNet, Inception v3, a ViT's image size), exactly as
+            `pretrained_torchvision` builds it. None: torchvision's default configuration.
+
+    Returns:
+        The model, randomly initialised, on the CPU, in train mode.
+
+    Raises:
+        ValueError: for an unknown architecture or weights name.
+    """
+    if weights is None:
+        _check_architecture(arch)
+        return torchvision.models.get_model(arch, weights=None)
+    weights = resolve_weights(arch, weights)
+    model = _built_for(arch, weights)
+    _drop_aux_heads(model, arch)
+    return model
+
+
+def _built_for(arch: str, weights: WeightsEnum) -> nn.Module:
+    return torchvision.models.get_model(
         arch,
         weights=None,
         num_classes=len(weights.meta["categories"]),
         **_PRETRAINED_KWARGS.get(arch, {}),
         **_size_kwargs(arch, weights),
     )
-    model.load_state_dict(state_dict)
-    _drop_aux_heads(model, arch)
-    return model.eval()
 
 
 def verify_hash(path: str | Path, url: str | None = None) -> None:
