@@ -37,6 +37,7 @@ import _thread
 import ast
 import builtins
 import math
+import operator
 import os
 import sys
 import types
@@ -307,14 +308,20 @@ def _inside(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == root or path.startswith(root + os.sep) for root in roots)
 
 
-def _state_probes(shell) -> list[tuple[str, str, object, object]]:
-    """(kind, label, how to read it now, its value now) for everything the snapshot compares."""
+def _state_probes(shell) -> list[tuple]:
+    """(kind, label, how to read it now, its value now) for everything the snapshot compares;
+    a probe of many names has a tuple of labels and reads a tuple of values."""
     from ftlib_course import checks
 
-    probes: list[tuple[str, str, object, object]] = []
+    probes: list[tuple] = []
 
-    def add(kind: str, label: str, read) -> None:
+    def add(kind: str, label: str | tuple[str, ...], read) -> None:
         probes.append((kind, label, read, read()))
+
+    def add_names(kind: str, prefix: str, namespace, names: list[str]) -> None:
+        # One probe for many names, compared in C: a check must take milliseconds, per cell.
+        labels = tuple(f"{prefix}.{name}" for name in names)
+        add(kind, labels, lambda: tuple(map(namespace.get, names)))
 
     for name in _SHELL_METHODS:
         add("shell-replaced", f"shell.{name}", lambda n=name: _attribute(shell, n))
@@ -336,9 +343,8 @@ def _state_probes(shell) -> list[tuple[str, str, object, object]]:
         add("event-hook", event, lambda e=event: tuple(shell.events.callbacks.get(e, ())))
     add("trace-hook", "sys.settrace", sys.gettrace)
     add("trace-hook", "sys.setprofile", sys.getprofile)
-    for name in list(vars(builtins)):
-        if name not in _MANAGED_BUILTINS:
-            add("builtin-rebound", f"builtins.{name}", lambda n=name: vars(builtins).get(n))
+    names = [name for name in vars(builtins) if name not in _MANAGED_BUILTINS]
+    add_names("builtin-rebound", "builtins", vars(builtins), names)
     for name in _TEST_NAMES:
         original = getattr(builtins, name)
         add(
@@ -348,18 +354,13 @@ def _state_probes(shell) -> list[tuple[str, str, object, object]]:
         )
     for module in _watched_modules(checks):
         add("library-rebound", f"sys.modules[{module.__name__!r}]", _module_reader(module))
-        for name, value in vars(module).items():
-            if callable(value) or module in (math, checks):
-                add(
-                    "library-rebound",
-                    f"{module.__name__}.{name}",
-                    lambda m=module, n=name: vars(m).get(n),
-                )
+        every = module in (math, checks)
+        names = [name for name, value in vars(module).items() if every or callable(value)]
+        add_names("library-rebound", module.__name__, vars(module), names)
     for cls in [*_watched_types(), type(checks.check)]:
         label = f"{cls.__module__}.{cls.__qualname__}"
         add("attribute-write", f"{label}: attributes added or removed", lambda c=cls: _own_names(c))
-        for name in list(vars(cls)):
-            add("library-rebound", f"{label}.{name}", lambda c=cls, n=name: vars(c).get(n))
+        add_names("library-rebound", label, vars(cls), list(vars(cls)))
     for label, cell in _closure_cells(type(checks.check)):
         add("library-rebound", label, lambda c=cell: _contents(c))
     add("library-rebound", "check in the notebook", _check_reader(shell, checks.check))
@@ -398,7 +399,14 @@ def _changed(probes) -> list[tuple[str, str]]:
             now = read()
         except Exception:  # a deleted attribute or a broken object: changed either way
             now = None
-        if not _same(now, original):
+        if _same(now, original):
+            continue
+        if isinstance(label, tuple):  # a probe of many names: which of them changed
+            values = now if isinstance(now, tuple) else (None,) * len(label)
+            changed += [
+                (kind, one) for one, a, b in zip(label, values, original, strict=True) if a is not b
+            ]
+        else:
             changed.append((kind, label))
     return changed
 
@@ -407,7 +415,7 @@ def _same(now, original) -> bool:
     if type(original) is int:
         return type(now) is int and now == original
     if isinstance(original, tuple) and isinstance(now, tuple):
-        return len(now) == len(original) and all(a is b for a, b in zip(now, original, strict=True))
+        return len(now) == len(original) and all(map(operator.is_, now, original))
     return now is original
 
 

@@ -66,6 +66,7 @@ PRELOAD = [
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
+    "ipykernel.debugger",
     "ftlib",
     "ftlib_course.checks",
     "ftlib_course.sandbox.guard",
