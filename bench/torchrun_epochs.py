@@ -2,11 +2,13 @@
 
 The same work both times: a ResNet-18 (random weights) trained on fixed random 64x64 images
 with the same global batch (64 images a step: one process of 64, or two of 32, in the same
-order), so the two runs train the same model up to float rounding; the largest weight
-difference says how close. The ResNet normalises with group norm, which works per image: batch
-norm would compute its statistics over each process's 32 images (PyTorch's DDP does not share
-them unless the model uses SyncBatchNorm). Each process uses one CPU thread and gloo. Prints a
-table and writes bench/results/torchrun_epochs.json.
+order), so the two runs train the same model up to float rounding; the largest differences of
+the weights and of the epochs' training losses say how close (AdamW moves every weight by about
+the learning rate per step whatever the size of its gradient, so a weight whose gradient is
+rounding noise can drift by up to twice the rate per step). The ResNet normalises with group
+norm, which works per image: batch norm would compute its statistics over each process's 32
+images (PyTorch's DDP does not share them unless the model uses SyncBatchNorm). Each process
+uses one CPU thread and gloo. Prints a table and writes bench/results/torchrun_epochs.json.
 
     .venv/bin/python bench/torchrun_epochs.py                 # a few minutes on 2 CPU cores
     .venv/bin/python bench/torchrun_epochs.py --images 128    # quicker
@@ -51,7 +53,7 @@ def train(out: Path, images: int, epochs: int) -> None:
     loader = DataLoader(data, batch_size=GLOBAL_BATCH // world)
     history = fit(model, loader, epochs=epochs, lr=1e-3, device="cpu", progress=False)
     if int(os.environ.get("RANK", "0")) == 0:
-        torch.save({"state": model.state_dict(), "seconds": history.column("seconds")}, out)
+        torch.save({"state": model.state_dict(), "history": history.epochs}, out)
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -91,24 +93,30 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as folder:
         runs = {n: launch(n, Path(folder) / f"{n}.pt", args) for n in (1, 2)}
-    per_epoch = {n: statistics.median(run["seconds"][1:]) for n, run in runs.items()}
+    seconds = {n: [record["seconds"] for record in run["history"]] for n, run in runs.items()}
+    per_epoch = {n: statistics.median(times[1:]) for n, times in seconds.items()}
     difference = max(
         (runs[2]["state"][name].float() - tensor.float()).abs().max().item()
         for name, tensor in runs[1]["state"].items()
     )
-    for n, seconds in per_epoch.items():
-        print(f"{n} process{'es' if n > 1 else ''}: {seconds:.2f} s per epoch")
+    losses = {n: [record["train_loss"] for record in run["history"]] for n, run in runs.items()}
+    loss_difference = max(abs(a - b) for a, b in zip(losses[1], losses[2], strict=True))
+    for n, median in per_epoch.items():
+        print(f"{n} process{'es' if n > 1 else ''}: {median:.2f} s per epoch")
     print(
-        f"speed-up {per_epoch[1] / per_epoch[2]:.2f}x; largest weight difference {difference:.2e}"
+        f"speed-up {per_epoch[1] / per_epoch[2]:.2f}x; largest weight difference "
+        f"{difference:.2e}; largest difference of an epoch's training loss {loss_difference:.2e}"
     )
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": describe_machine(),
         "settings": {"images": args.images, "epochs": args.epochs, "global_batch": GLOBAL_BATCH},
-        "seconds_per_epoch": {str(n): run["seconds"] for n, run in runs.items()},
-        "median_seconds_per_epoch": {str(n): seconds for n, seconds in per_epoch.items()},
+        "seconds_per_epoch": {str(n): times for n, times in seconds.items()},
+        "train_loss_per_epoch": {str(n): values for n, values in losses.items()},
+        "median_seconds_per_epoch": {str(n): median for n, median in per_epoch.items()},
         "speedup": per_epoch[1] / per_epoch[2],
         "largest_weight_difference": difference,
+        "largest_train_loss_difference": loss_difference,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

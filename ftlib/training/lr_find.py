@@ -10,9 +10,9 @@ as if the sweep had never happened.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,48 +99,10 @@ def lr_find(
         "performance": Performance(),
         "check_targets": True,
     }
-    lrs: list[float] = []
-    losses: list[float] = []
-    diverged = False
-    with _restored(model, train_loader):
-        optimizer = default_optimizer(model, lr=start_lr, weight_decay=weight_decay)
-        base_rates = [group["lr"] / start_lr for group in optimizer.param_groups]
-        trainable = [p for group in optimizer.param_groups for p in group["params"]]
-        dtype = options["dtype"]
-        stepper = OptimizerSteps(
-            optimizer,
-            grad_scaler(device, enabled=dtype is not None, dtype=dtype),
-            trainable,
-            clip_grad_norm=None,
-            accumulate=1,
-            scheduler=None,
-            ddp=None,
-        )
-        average, best = 0.0, math.inf
-        bar = progress_bar(total=steps, desc="lr_find", unit="step", enabled=progress, leave=False)
-        try:
-            model.train()
-            for step, batch in zip(range(steps), _endless(train_loader), strict=False):
-                lr = start_lr * growth**step
-                for group, base in zip(optimizer.param_groups, base_rates, strict=True):
-                    group["lr"] = lr * base
-                loss, _, _ = batch_loss(model, batch, **options)
-                try:
-                    stepper.backward(loss, f"step {step + 1} of the sweep")
-                except NonFiniteLossError:
-                    diverged = True
-                    break
-                average = smoothing * average + (1 - smoothing) * loss.item()
-                smoothed = average / (1 - smoothing ** (step + 1))  # bias-corrected
-                lrs.append(lr)
-                losses.append(smoothed)
-                bar.update()
-                best = min(best, smoothed)
-                if smoothed > diverge_factor * best:
-                    diverged = True
-                    break
-        finally:
-            bar.close()
+    rates = [start_lr * growth**step for step in range(steps)]
+    sweep = _sweep(model, train_loader, rates, options, weight_decay, progress)
+    with _restored(model, train_loader), contextlib.closing(sweep):
+        lrs, losses, diverged = _smoothed(sweep, rates, smoothing, diverge_factor)
     if not lrs:
         raise ValueError(
             "the sweep recorded no step: the loader yielded no batch, or the loss was NaN at "
@@ -149,14 +111,69 @@ def lr_find(
     return LrSweep(lrs, losses, _steepest(lrs, losses), diverged)
 
 
+def _sweep(
+    model: nn.Module,
+    loader: Iterable[Any],
+    rates: list[float],
+    options: dict[str, Any],
+    weight_decay: float,
+    progress: bool,
+) -> Iterator[float]:
+    """Train one batch at each of ``rates`` in turn; yield each batch's loss (stops at NaN)."""
+    optimizer = default_optimizer(model, lr=rates[0], weight_decay=weight_decay)
+    multipliers = [group["lr"] / rates[0] for group in optimizer.param_groups]  # head 10x
+    dtype = options["dtype"]
+    steps = OptimizerSteps(
+        optimizer,
+        grad_scaler(options["device"], enabled=dtype is not None, dtype=dtype),
+        [p for group in optimizer.param_groups for p in group["params"]],
+        clip_grad_norm=None,
+        accumulate=1,
+        scheduler=None,
+        ddp=None,
+    )
+    bar = progress_bar(total=len(rates), desc="lr_find", unit="step", enabled=progress, leave=False)
+    model.train()
+    try:
+        for step, (lr, batch) in enumerate(zip(rates, _endless(loader), strict=False), start=1):
+            for group, multiplier in zip(optimizer.param_groups, multipliers, strict=True):
+                group["lr"] = lr * multiplier
+            loss, _, _ = batch_loss(model, batch, **options)
+            try:
+                yield steps.backward(loss, f"step {step} of the sweep")
+            except NonFiniteLossError:
+                return
+            bar.update()
+    finally:
+        bar.close()
+
+
+def _smoothed(
+    losses: Iterator[float], rates: list[float], smoothing: float, diverge_factor: float
+) -> tuple[list[float], list[float], bool]:
+    """(rates, bias-corrected moving averages of the losses, diverged), stopping early when the
+    average exceeds ``diverge_factor`` times its minimum or the loss turns NaN."""
+    seen_rates, averages, average, best = [], [], 0.0, math.inf
+    for step, loss in enumerate(losses, start=1):
+        average = smoothing * average + (1 - smoothing) * loss
+        smoothed = average / (1 - smoothing**step)
+        seen_rates.append(rates[step - 1])
+        averages.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > diverge_factor * best:
+            return seen_rates, averages, True
+    return seen_rates, averages, len(averages) < len(rates)
+
+
 def _steepest(lrs: list[float], losses: list[float]) -> float:
-    """The rate where the loss falls fastest against log(rate); the end of the sweep, where
-    the loss turns up, and its first steps, where the average is still settling, are skipped."""
-    if len(lrs) < 3:
-        return lrs[0]
+    """The rate where the loss falls fastest against log(rate), searched before the lowest
+    loss: past it the loss climbs, and a steep climb is no recommendation."""
+    lowest = losses.index(min(losses))
+    if lowest < 2:
+        return lrs[lowest]
     slopes = [
         (losses[i + 1] - losses[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
-        for i in range(1, len(lrs) - 1)
+        for i in range(1, lowest)
     ]
     return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
 
@@ -172,7 +189,7 @@ def _endless(loader: Iterable[Any]) -> Iterator[Any]:
             return
 
 
-@contextmanager
+@contextlib.contextmanager
 def _restored(model: nn.Module, loader: Iterable[Any]) -> Iterator[None]:
     """Put back the model's state and modes, the global random state and the loader's."""
     state = {name: t.detach().clone() for name, t in model.state_dict().items()}
