@@ -10,7 +10,8 @@ CPUs), and then does what DistributedDataParallel needs:
 - the model is wrapped after freezing, so frozen parameters are not expected to get gradients
   (the "parameters that were not used in producing loss" error of pytorch/pytorch#45325);
 - losses and accuracies are summed over the processes, so every process records the same
-  history; only rank 0 shows progress and writes checkpoints.
+  history; after every epoch all processes take rank 0's buffers (batch-norm statistics), so
+  they evaluate the same model; only rank 0 shows progress and writes checkpoints.
 
 Run as a plain script, nothing here does anything: one process is the whole world.
 """
@@ -149,6 +150,18 @@ def sum_over_processes(values: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     flat = torch.stack([value.double() for value in values]).to(_collective_device())
     dist.all_reduce(flat)
     return [total.to(value.device, value.dtype) for total, value in zip(flat, values, strict=True)]
+
+
+def broadcast_buffers(model: nn.Module, world: World) -> None:
+    """Give every process rank 0's buffers (batch-norm running statistics), in place.
+
+    Why: DistributedDataParallel copies rank 0's buffers to the others before each forward
+    pass, so after an epoch's last step every process holds statistics of its own batches;
+    validation, early stopping and the model rank 0 saves must all agree on one set.
+    """
+    if world.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def barrier(world: World) -> None:

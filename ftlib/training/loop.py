@@ -248,6 +248,7 @@ def fit(
             model.train()
             desc = f"epoch {epoch}/{epochs}"
             train = _run_epoch(forward, train_loader, desc=desc, steps=steps, epoch=epoch, **shared)
+            distributed.broadcast_buffers(model, world)
             record: dict[str, float] = {"epoch": epoch, **_prefixed("train_", train)}
             if val_loader is not None:
                 record.update(_prefixed("val_", _evaluate(model, val_loader, **shared)))
