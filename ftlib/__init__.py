@@ -1,9 +1,9 @@
 """ftlib: fine-tuning pretrained PyTorch models, from the first scalar example to a GPU project.
 
 The names below are the ones a project needs most. Each lives in a module of its own, grouped by
-what it is for: ``ftlib.surgery`` (freezing, heads, the three states), ``ftlib.training`` (the
-loop, parameter groups, cached features, checkpoints), ``ftlib.models``, ``ftlib.data``,
-``ftlib.analysis`` (diagnostics, plots), and the flat modules ``ftlib.device``,
+what it is for: ``ftlib.surgery`` (freezing, heads, the three states, LoRA adapters),
+``ftlib.training`` (the loop, parameter groups, cached features, checkpoints), ``ftlib.models``,
+``ftlib.data``, ``ftlib.analysis`` (diagnostics, plots), and the flat modules ``ftlib.device``,
 ``ftlib.seeding``, ``ftlib.metrics``, ``ftlib.stats`` and ``ftlib.strategy``.
 
 ``import ftlib`` imports nothing heavy: each name is imported from its module on first use, so
@@ -41,6 +41,13 @@ _EXPORTS = {
     "swap_head": "ftlib.surgery.heads",
     "State": "ftlib.surgery.states",
     "prepare": "ftlib.surgery.states",
+    "LoRAConv2d": "ftlib.surgery.lora",
+    "LoRALayer": "ftlib.surgery.lora",
+    "LoRALinear": "ftlib.surgery.lora",
+    "add_lora": "ftlib.surgery.lora",
+    "load_lora": "ftlib.surgery.lora",
+    "merge_lora": "ftlib.surgery.lora",
+    "save_lora": "ftlib.surgery.lora",
     "History": "ftlib.training.history",
     "NonFiniteLossError": "ftlib.training.steps",
     "SchedulerStep": "ftlib.training.loop",
@@ -94,6 +101,15 @@ if TYPE_CHECKING:
         find_head,
         find_heads,
         swap_head,
+    )
+    from ftlib.surgery.lora import (
+        LoRAConv2d,
+        LoRALayer,
+        LoRALinear,
+        add_lora,
+        load_lora,
+        merge_lora,
+        save_lora,
     )
     from ftlib.surgery.states import State, prepare
     from ftlib.training.caching import extract_features, fit_head_cached

@@ -114,16 +114,19 @@ def write_payload(
     path: str | os.PathLike[str],
     *,
     extra: dict[str, Any] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
     **more: Any,
 ) -> Path:
     """Write a checkpoint of ``model`` with ``extra`` and any ``more`` top-level entries.
 
     Why: a resumable training checkpoint is a weights checkpoint plus the run's state, so
-    ``load_checkpoint`` reads both kinds.
+    ``load_checkpoint`` reads both kinds; a LoRA adapter file is one that holds only part of
+    the state (``state``: the entries to save; None saves the whole ``state_dict``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    state = model.state_dict() if state is None else state
+    state = {name: tensor.detach().cpu() for name, tensor in state.items()}
     payload = {
         "format": _FORMAT,
         "model_class": type(model).__name__,
