@@ -21,10 +21,12 @@ Select them with `-m browser`.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 
 import nbformat
 import pytest
@@ -101,6 +103,7 @@ def filled_in_copy(lab: LabServer, lesson: str) -> str:
 def opened(browser, lab: LabServer, notebook: str, name: str) -> Iterator[NotebookPage]:
     """`notebook` open in a new tab, alone in a workspace of its own (so that the lab restores no
     tab of an earlier test); a screenshot of the page if the block fails."""
+    _clear_artefacts(name)
     page = NotebookPage(browser, lab.url(f"lab/workspaces/{name}/tree/{notebook}?reset"))
     try:
         yield page
@@ -156,13 +159,16 @@ def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
     notebook = filled_in_copy(learner_lab, lesson)
     # The reference runs at the same time, on the other core.
     headless_run = _in_background(run_headless, learner_lab.folder / notebook)
+    times = {"start": time.perf_counter()}
     with opened(browser, learner_lab, notebook, lesson) as page:
-        start = time.perf_counter()
+        times["opened"] = time.perf_counter()
         page.run()
-        record_property("browser_run_seconds", round(time.perf_counter() - start, 1))
+        times["ran"] = time.perf_counter()
+        record_property("browser_run_seconds", round(times["ran"] - times["opened"], 1))
         page.save()
         assert error_outputs(learner_lab.folder / notebook) == []
         reference = headless_run()
+        times["reference"] = time.perf_counter()
         not_run = [
             index
             for index, cell in enumerate(reference.notebook.cells)
@@ -180,13 +186,11 @@ def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
             figure = ARTEFACTS / lesson / f"figure-{number:02d}-cell-{image.cell}.png"
             page.screenshot(figure, image.element)
 
-        assert page.progress_rows() == reference.progress_bars
-        for bar in page.progress_bars():
-            assert bar.bar_width > 0, f"cell {bar.cell}: the bar has no width ({bar.text!r})"
-            assert bar.content_width <= bar.row_width and not bar.clipped_texts, (
-                f"cell {bar.cell}: the row needs {bar.content_width} px but has "
-                f"{bar.row_width}: {bar.clipped_texts or bar.text!r} is cut off"
-            )
+        bars = page.progress_bars()
+        assert len(bars) == reference.progress_bars
+        for number, bar in enumerate(bars, start=1):
+            page.screenshot(ARTEFACTS / lesson / f"progress-{number:02d}.png", bar.element)
+        assert [bar.problem for bar in bars if bar.problem] == []
 
         controls = page.interact_controls()
         assert len(controls) == reference.interact_controls
@@ -201,6 +205,32 @@ def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
         if images:
             page.show(images[0].element)
         record_property("screenshot", str(page.screenshot(ARTEFACTS / f"{lesson}.png")))
+    times["checked"] = time.perf_counter()
+    print(
+        lesson, ", ".join(f"{b}: {tb - ta:.1f} s" for (_, ta), (b, tb) in pairwise(times.items()))
+    )
+
+
+def test_progress_check_sees_a_bar_squeezed_out_by_its_text(browser, learner_lab):
+    """The check behind the lessons' bars, on one bar that fits and one whose text does not."""
+    cells = [
+        f"from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc={desc!r}, postfix={text!r}):\n"
+        "    pass"
+        for desc, text in [("fits", "loss=0.1"), ("squeezed", "val_top5=1.000, " * 60)]
+    ]
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in cells],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    (learner_lab.folder / "probe").mkdir(exist_ok=True)
+    nbformat.write(notebook, learner_lab.folder / "probe" / "progress.ipynb")
+    with opened(browser, learner_lab, "probe/progress.ipynb", "progress-probe") as page:
+        page.run()
+        fits, squeezed = page.progress_bars()
+    assert fits.problem is None, fits.problem
+    assert squeezed.problem is not None and squeezed.cell == 1, squeezed
 
 
 def test_student_sees_pass_line_hint_and_validate_verdict(browser, learner_lab):
@@ -236,14 +266,20 @@ def test_student_sees_pass_line_hint_and_validate_verdict(browser, learner_lab):
         assert "0.32" in hint and "0.64" in hint, f"the hint does not say what was expected: {hint}"
         assert hint in page.output_text(test), "the page does not show the hint"
 
-        verdict = page.validate()
+        verdict = page.validate(ARTEFACTS / "validate-unfinished-lesson.png")
     assert "failed" in verdict.lower() and hint in verdict, verdict
 
 
 def test_validate_button_passes_a_finished_lesson(browser, learner_lab):
     with opened(browser, learner_lab, filled_in_copy(learner_lab, FIRST), "validate") as page:
-        verdict = page.validate()
+        verdict = page.validate(ARTEFACTS / "validate-finished-lesson.png")
     assert "success" in verdict.lower() and "fail" not in verdict.lower(), verdict
+
+
+def _clear_artefacts(name: str) -> None:
+    shutil.rmtree(ARTEFACTS / name, ignore_errors=True)
+    for stale in [f"{name}.png", f"{name}-failure.png"]:
+        (ARTEFACTS / stale).unlink(missing_ok=True)
 
 
 def _without_markers(source: str) -> str:

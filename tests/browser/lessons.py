@@ -52,6 +52,8 @@ def copy_lesson(lesson: str, folder: Path, notebook: nbformat.NotebookNode | Non
     return path
 
 
+# tqdm's last word on a bar it leaves: finished, or stopped short; a bar it closes keeps ''.
+LEFT_ON_SCREEN = {"success", "danger"}
 CONTROLS = {"IntSliderModel", "FloatSliderModel", "FloatLogSliderModel", "DropdownModel"}
 
 
@@ -62,7 +64,7 @@ class HeadlessRun:
     notebook: nbformat.NotebookNode  # executed, not written back
     images_in_cells: int  # PNG outputs of code cells
     images_in_widgets: int  # PNG outputs inside output widgets (what `interact` draws)
-    progress_bars: int  # tqdm bars, closed ones included
+    progress_bars: int  # tqdm bars left on screen (tqdm closes those made with leave=False)
     interact_controls: int  # sliders and drop-downs of `interact`
 
     @property
@@ -101,7 +103,11 @@ def run_headless(path: Path) -> HeadlessRun:
             for output in model["state"].get("outputs", [])
         ),
         progress_bars=sum(
-            any(child["model_name"] == "FloatProgressModel" for child in children(model))
+            any(
+                child["model_name"] == "FloatProgressModel"
+                and child["state"].get("bar_style") in LEFT_ON_SCREEN
+                for child in children(model)
+            )
             for model in models.values()
             if model["model_name"] == "HBoxModel"
         ),

@@ -78,6 +78,19 @@ class ProgressBar:
     row_width: float
     content_width: float  # what the row's children need; more than row_width means cut off
     clipped_texts: list[str]  # labels whose text is wider than the room they got
+    element: Locator = field(repr=False, compare=False)
+
+    @property
+    def problem(self) -> str | None:
+        """What a learner cannot see of this bar, or None when all of it is in view."""
+        if self.bar_width <= 0:
+            return f"cell {self.cell}: the bar has no width beside {self.text!r}"
+        if self.content_width > self.row_width or self.clipped_texts:
+            return (
+                f"cell {self.cell}: the row needs {self.content_width} px but has "
+                f"{self.row_width}; cut off: {self.clipped_texts or self.text!r}"
+            )
+        return None
 
 
 class NotebookPage:
@@ -132,11 +145,14 @@ class NotebookPage:
         self.page.keyboard.insert_text(text)
         self.page.keyboard.press("Escape")
 
-    def validate(self) -> str:
-        """Press the toolbar's Validate button and return the text of the verdict it shows."""
+    def validate(self, screenshot: Path | None = None) -> str:
+        """Press the toolbar's Validate button and return the text of the verdict it shows
+        (after saving a screenshot of it to `screenshot`, if given)."""
         self.notebook.locator(".validate-button").click()
         dialog = self.page.locator(".jp-Dialog", has_text="Validation Results")
         dialog.wait_for(timeout=RUN_SECONDS * 1000)
+        if screenshot is not None:
+            self.screenshot(screenshot, dialog.locator(".jp-Dialog-content"))
         verdict = dialog.locator(".jp-Dialog-body").text_content() or ""
         dialog.get_by_role("button", name="Ok").click()
         return verdict.strip()
@@ -249,13 +265,10 @@ class NotebookPage:
                         facts["row"],
                         facts["content"],
                         facts["clipped"],
+                        row,
                     )
                 )
         return bars
-
-    def progress_rows(self) -> int:
-        """How many tqdm bars the page holds, closed ones (hidden by tqdm) included."""
-        return self.notebook.locator(PROGRESS_ROW).count()
 
     def interact_controls(self) -> list[tuple[int, Locator]]:
         """(cell, control) for every slider and drop-down of an `interact` in the notebook."""
