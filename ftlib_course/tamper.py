@@ -50,8 +50,10 @@ and reports findings of these kinds:
   `nbconvert`, `sqlite3`, `sqlalchemy`).
 - `markers`: nbgrader's marker text (`BEGIN SOLUTION`, `BEGIN HIDDEN TESTS`, ...) in any cell.
 - `path` (`REVIEW_ONLY`): string literals that name places outside the notebook's folder
-  (absolute paths, `~`, a `..` component) and `os.getcwd`/`Path.cwd`/`Path.home`. The sandbox
-  makes such reads fail, so these ask for a look without holding the score.
+  (absolute paths, `~`, a `..` component), `os.getcwd`, `Path.cwd`, `Path.home` and the
+  places of the Python installation (`sys.prefix`, `sys.executable`, `site`, `sysconfig`).
+  In the sandbox such places are missing or read-only, so these ask for a look without
+  holding the score.
 
 What it does not catch, and why: code that builds names at run time from pieces
 (`getattr(obj, "_ex" + "it")`, `getattr(module, name)` on a module outside the lists above),
@@ -186,7 +188,21 @@ _MODULE_ATTRIBUTES: dict[str, tuple[str, frozenset[str]]] = {
 }
 _PROCESS_PREFIXES = ("os.exec", "os.spawn")
 _EXITS = {"os._exit", "os.abort"}
-_PATH_CALLS = {"os.getcwd", "os.getcwdb", "pathlib.Path.cwd", "pathlib.Path.home"}
+_PATH_CALLS = {
+    "os.getcwd",
+    "os.getcwdb",
+    "pathlib.Path.cwd",
+    "pathlib.Path.home",
+    "sys.prefix",
+    "sys.exec_prefix",
+    "sys.base_prefix",
+    "sys.base_exec_prefix",
+    "sys.executable",
+    "site.getsitepackages",
+    "site.getusersitepackages",
+    "sysconfig.get_paths",
+    "sysconfig.get_path",
+}
 
 # Attribute names that mean the same whatever object they are read from.
 _ANY_ATTRIBUTE: dict[str, str] = {

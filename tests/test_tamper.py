@@ -120,6 +120,7 @@ HOSTILE = {
     "home folder": ("open('~/.bashrc')", "path"),
     "f-string path": ("open(f'/etc/{name}')", "path"),
     "working directory": ("import os\nroot = os.getcwd()", "path"),
+    "python installation": ("import sys\nopen(f'{sys.prefix}/lib/x.py', 'a')", "path"),
 }
 
 HONEST = {
