@@ -1,4 +1,5 @@
-"""Grading a class: set-up on a fresh clone, parallel workers, bad input, flags and holds, feedback.
+"""Grading a class: set-up on a fresh clone, parallel workers, bad input, flags and holds, feedback,
+and `course.py place`, which puts received notebooks where grading finds them.
 
 One small probe lesson (a locked setup cell, an answer, a test with a hidden part) keeps this
 fast; one class run grades every kind of submission at once, with two workers on one gradebook.
@@ -7,7 +8,9 @@ The hostile corpus on the real lessons is in test_hostile_submissions.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +23,7 @@ from tiny_lesson import one_exercise
 
 from ftlib_course import autograde
 from ftlib_course.autograde import GradingError, grade_class
-from ftlib_course.config import course_config
+from ftlib_course.config import ROOT, course_config
 from ftlib_course.feedback import write_feedback
 from ftlib_course.sandbox import sandbox_problem
 
@@ -278,3 +281,45 @@ def test_the_command_refuses_to_grade_without_a_sandbox_and_names_the_way_out(co
     assert "cannot grade in a sandbox" in run.stderr and "bubblewrap" in run.stderr
     assert "--no-sandbox" in run.stderr
     assert not (course / "autograded").exists()
+
+
+@pytest.fixture
+def course_script(monkeypatch, course: Path):
+    """course.py imported as a module, with its course root moved to `course`."""
+    spec = importlib.util.spec_from_file_location("course", ROOT / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "ROOT", course)
+    return module
+
+
+def test_place_puts_a_notebook_where_autograde_finds_it_and_says_so(course_script, course, capsys):
+    received = course / "from_mail.ipynb"
+    nbformat.write(_probe_source(), received)
+    course_script.place([LESSON, "ada.lovelace", str(received)])
+    course_script.place([LESSON, "ada.lovelace", str(received)])
+    placed = course / "submitted" / "ada.lovelace" / LESSON / f"{LESSON}.ipynb"
+    assert placed.read_bytes() == received.read_bytes()
+    assert "(replacing the earlier one)" in capsys.readouterr().out.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("student", "content", "message"),
+    [
+        ("../bob", None, "invalid student id '../bob'"),
+        (".hidden", None, "invalid student id '.hidden'"),
+        ("bob", b"not json", "is not a Jupyter notebook"),
+        ("bob", b'{"metadata": {}}', "is not a Jupyter notebook"),
+    ],
+)
+def test_place_refuses_bad_ids_and_files_that_are_not_notebooks(
+    course_script, course, student, content, message
+):
+    received = course / "received.ipynb"
+    if content is None:
+        nbformat.write(_probe_source(), received)
+    else:
+        received.write_bytes(content)
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        course_script.place([LESSON, student, str(received)])
+    assert not (course / "submitted").exists()
