@@ -184,7 +184,7 @@ WRONG = [
     mutant(
         COPY_BY_TENSOR,
         "checks the names, then shares the source's modules",
-        "do not share tensors or modules",
+        "copy values into the target's own tensors",
         (
             """    with torch.no_grad():
         for name, value in theirs.items():
@@ -195,7 +195,6 @@ WRONG = [
             setattr(target, name, module)
 """,
         ),
-        visible=False,
     ),
     Answer(
         "fine_tune_sgd_with_rates",
@@ -210,8 +209,7 @@ def sgd_with_rates(model, rates, momentum=0.9):
     return torch.optim.SGD([{"name": n, "params": p, "lr": rates[n]}
                             for n, p in merged.items() if p], momentum=momentum)
 """,
-        "KeyError",
-        visible=False,  # the learner's own code fails, on the visible per-block example
+        "keep the order of rates",
     ),
     mutant(
         RATES_BY_PREFIX,
