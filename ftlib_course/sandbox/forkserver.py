@@ -40,6 +40,7 @@ class ForkServer:
     """A running fork server in its sandbox."""
 
     def __init__(self) -> None:
+        self.owner = os.getpid()
         self.runtime = Path(tempfile.mkdtemp(prefix="ftlib-sandbox-"))
         (self.runtime / "jobs").mkdir()
         self._ids = itertools.count(1)
@@ -127,7 +128,13 @@ class ForkServer:
         return kernel
 
     def close(self) -> None:
-        """Stop the server and every kernel it forked; remove its files."""
+        """Stop the server and every kernel it forked; remove its files.
+
+        Only the process that started the server does: a worker process forked from it inherits
+        this object, but the server is not its own.
+        """
+        if os.getpid() != self.owner:
+            return
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -229,7 +236,7 @@ _shared: list[ForkServer] = []
 
 def shared_fork_server() -> ForkServer:
     """The fork server of this process, started on first use (and again if it died)."""
-    if not _shared or _shared[0].process.poll() is not None:
+    if not _shared or _shared[0].owner != os.getpid() or _shared[0].process.poll() is not None:
         _shared[:] = [ForkServer()]
         atexit.register(_shared[0].close)
     return _shared[0]
