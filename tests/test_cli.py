@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from ftlib.cli.architecture import load_finetuned
 from ftlib.cli.images import ImageFiles, Preprocessing
-from ftlib.cli.main import main
+from ftlib.cli.main import build_parser, main
 from ftlib.cli.outputs import RUN_FILES
 from ftlib.data import make_image_folder, torchvision_architecture
 from ftlib.seeding import seed_everything
@@ -139,7 +141,7 @@ def test_predict_labels_the_test_images_as_the_summary_scored_them(full_run, tmp
     assert sum(hits) / len(hits) == summary_of(full_run)["test"]["top1"]
     for row in rows:
         first, second = float(row["probability"]), float(row["probability_2"])
-        assert 1 >= first >= second > 0 and row["class"] != row["class_2"]
+        assert 1 >= first >= second >= 0 and row["class"] != row["class_2"]
 
 
 def test_python_dash_m_ftlib_predicts_a_folder_to_the_terminal(full_run, images):
@@ -421,3 +423,13 @@ def test_finetune_help_shows_states_torchrun_and_where_weights_live(capsys):
     assert caught.value.code == 0
     for needed in ("predict", "head", "full", "auto", "--similar", "torchrun", "hub/checkpoints"):
         assert needed in text, needed
+
+
+def test_every_command_in_the_readme_parses():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    lines = [line for block in blocks for line in block.splitlines() if "-m ftlib " in line]
+    commands = [line.split("-m ftlib ", 1)[1] for line in lines]
+    assert {line.split()[0] for line in commands} == {"finetune", "predict"}
+    for command in commands:
+        build_parser().parse_args(shlex.split(command))  # exits 2 on an unknown option

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -274,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         print(f"{_PROG} {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output went to a reader that stopped early (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
     return 0
 
 
@@ -349,7 +353,8 @@ def _predict(args: argparse.Namespace) -> None:
 def _write_csv(rows: list[dict[str, Any]], file: Any) -> None:
     writer = csv.DictWriter(file, fieldnames=list(rows[0]))
     writer.writeheader()
-    writer.writerows(rows)
+    for row in rows:
+        writer.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items()})
 
 
 def _weights(value: str) -> str | None:
