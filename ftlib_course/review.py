@@ -5,10 +5,10 @@ Two nbgrader preprocessors, run by the trusted grading process (never in the ker
 
 - `CheckSubmission` runs first, on the notebook as the student handed it in. It notes locked
   cells that were deleted, edited or moved, cells that claim ids the release does not have or
-  claim one id twice, and code added before the lesson's first locked cell. It puts deleted
-  locked cells back where they belong (test cells and setup cells alike; nbgrader's own
-  `add_missing_cells` restores test cells only), strips the ids nbgrader would otherwise fail
-  on, and drops any grading metadata the student wrote.
+  claim one id twice, code added before the lesson's first locked cell, and grading records
+  the submission carries. It puts deleted locked cells back where they belong (test cells and
+  setup cells alike; nbgrader's own `add_missing_cells` restores test cells only), strips the
+  ids nbgrader would otherwise fail on, and drops the records, which only the grader writes.
 - `FlagForReview` runs after `SaveAutoGrades`. It adds the static scan of `ftlib_course.tamper`
   and the grading kernel's runtime record (`nb.metadata["ftlib_grading"]`: evidence, kernel
   death, truncated output) to those notes. A flagged submission gets, in the gradebook,
@@ -135,8 +135,9 @@ class CheckSubmission(NbGraderPreprocessor):
     ) -> tuple[NotebookNode, ResourcesDict]:
         release = _release_cells(resources)
         known = {cell.grade_id: cell for cell in release}
-        nb.metadata.pop(GRADING_KEY, None)
+        forged = [key for key in (GRADING_KEY, REVIEW_KEY) if nb.metadata.pop(key, None)]
         notes: dict[str, list[str]] = {
+            "forged": forged,
             "unknown": self._drop_ids(nb, lambda grade_id, _: grade_id not in known),
             "duplicated": self._drop_duplicates(nb),
         }
@@ -212,6 +213,7 @@ _SUBMISSION_FLAGS = {
     "unknown": "cell(s) claiming ids the release does not have: {}",
     "duplicated": "copies of cells with the same id (graded as plain cells): {}",
     "code_before_setup": "code added before the lesson's first locked cell: {}",
+    "forged": "grading records in the submission, replaced by the grader's: {}",
 }
 
 

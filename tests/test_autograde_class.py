@@ -218,7 +218,8 @@ def test_a_pasted_copy_of_a_test_cell_grades_instead_of_failing(graded_class):
 
 def test_grading_records_written_by_the_student_are_dropped(graded_class):
     root, outcomes, _ = graded_class
-    assert outcomes["forged"].score == 1 and not outcomes["forged"].flags
+    assert outcomes["forged"].score == 1 and not outcomes["forged"].held
+    assert [flag.kind for flag in outcomes["forged"].flags] == ["forged"]
     graded = nbformat.read(root / "autograded/forged" / LESSON / f"{LESSON}.ipynb", as_version=4)
     record = graded.metadata["ftlib_grading"]
     assert record["mode"] == outcomes["right"].mode and "skipped" in record, "the grader's own"

@@ -627,7 +627,7 @@ ATTACKS = [
         _move_setup_last,
         frozenset({"moved", "static:rebinding"}),
     ),
-    Attack("forged_record", "hide the evidence", "release", _forged_record),
+    Attack("forged_record", "hide the evidence", "release", _forged_record, frozenset({"forged"})),
 ]
 """Every attack of the corpus, in the order the table lists them."""
 
