@@ -94,7 +94,7 @@ def run_finetune(settings: FinetuneSettings) -> dict[str, Any]:
     device = best_device(settings.device)
     world = distributed.current_world(device)
     check_output_folder(settings.out, overwrite=settings.overwrite)
-    _check_state_options(settings)
+    _check_options(settings)
     weights = resolve_weights(settings.model, settings.weights) if settings.weights else None
     preprocessing = Preprocessing.for_model(settings.model, weights, settings.image_size)
     splits = read_splits(
@@ -103,8 +103,7 @@ def run_finetune(settings: FinetuneSettings) -> dict[str, Any]:
         test_fraction=settings.test_fraction,
         seed=settings.seed,
     )
-    state = State.PREDICT if settings.state == "predict" else None
-    if state is State.PREDICT:
+    if settings.state == "predict":
         _check_predict(settings, weights, splits)
     generator = seed_everything(settings.seed)
     weights_name = str(weights) if weights is not None else None
@@ -163,7 +162,12 @@ def run_finetune(settings: FinetuneSettings) -> dict[str, Any]:
     return summary
 
 
-def _check_state_options(settings: FinetuneSettings) -> None:
+def _check_options(settings: FinetuneSettings) -> None:
+    """Refuse, before anything is read or built, options that contradict each other."""
+    if settings.state != "auto":
+        State.parse(settings.state)
+    if settings.amp not in AMP_SETTINGS:
+        raise ValueError(f"unknown amp {settings.amp!r}; use one of {', '.join(AMP_SETTINGS)}")
     if settings.state == "auto" and settings.similar is None:
         raise ValueError(
             "--state auto plans from two facts: the images per class (counted in --data) and "
