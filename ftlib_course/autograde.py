@@ -61,6 +61,13 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def check_lesson(root: Path, lesson: str) -> None:
+    """Raise GradingError naming the lessons if `lesson` is not one of them."""
+    known = lesson_names(root)
+    if lesson not in known:
+        raise GradingError(f"unknown lesson {lesson!r}; the lessons are: {', '.join(known)}")
+
+
 def submissions(root: Path, lesson: str, students: Sequence[str] = ()) -> dict[str, str | None]:
     """student -> None for a submission that can be graded, else what is wrong with it.
 
@@ -201,7 +208,7 @@ def grade_class(
     sandbox: bool = True,
     skipping: bool = True,
     say: Callable[[str], None] | None = None,
-    on_progress: Callable[[Outcome, int], None] | None = None,
+    on_progress: Callable[[Outcome], None] | None = None,
     quiet_workers: bool = True,
 ) -> list[Outcome]:
     """Autograde the submissions of `lesson` (all, or `students`) with `jobs` processes.
@@ -216,8 +223,7 @@ def grade_class(
         skipping: skip the cells the lesson marks `grading-skip` (False: run every cell).
         say: called with a sentence for each set-up step taken (adding the lesson to the
             gradebook).
-        on_progress: called with each outcome as soon as it is known, and the number of
-            submissions in all.
+        on_progress: called with each outcome as soon as it is known.
         quiet_workers: silence nbgrader's and the kernels' logging in the workers.
 
     Returns:
@@ -227,9 +233,7 @@ def grade_class(
     Raises:
         GradingError: for an unknown lesson, no submissions, or a named student without one.
     """
-    known = lesson_names(root)
-    if lesson not in known:
-        raise GradingError(f"unknown lesson {lesson!r}; the lessons are: {', '.join(known)}")
+    check_lesson(root, lesson)
     found = submissions(root, lesson, students)
     _put_alembic_on_path()
     done = ensure_in_gradebook(root, lesson)
@@ -240,7 +244,7 @@ def grade_class(
     def record(outcome: Outcome) -> None:
         outcomes[outcome.student] = outcome
         if on_progress:
-            on_progress(outcome, len(found))
+            on_progress(outcome)
 
     for student, problem in found.items():
         if problem:
@@ -292,16 +296,15 @@ def _flag_summary(flags: Sequence[Flag]) -> str:
     return f"HELD for review: {kinds}" if any(f.holds for f in flags) else f"review: {kinds}"
 
 
-def mode_line(outcomes: Sequence[Outcome], sandbox: bool) -> str:
+def mode_line(outcomes: Sequence[Outcome]) -> str:
     """Which mode graded, as the grading kernels recorded it."""
     modes = {outcome.mode for outcome in outcomes if outcome.mode}
     if modes == {"sandbox"}:
         return "Graded in the sandbox: submissions saw only their own scratch copy."
     if not modes:
         return "Nothing was graded."
-    requested = "" if not sandbox else " although the sandbox was asked for"
     return (
-        f"Graded WITHOUT a sandbox{requested}: submissions could read and change the course. "
+        "Graded WITHOUT a sandbox: submissions could read and change the course. "
         "Use this only for trusted work."
     )
 
@@ -319,14 +322,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     root = args.root.resolve()
     sandbox = not args.no_sandbox
-    progress: tqdm | None = None
-
-    def advance(_: Outcome, total: int) -> None:
-        nonlocal progress
-        if progress is None:
-            progress = tqdm(total=total, desc=f"grading {args.lesson}", unit="student")
-        progress.update()
-
     try:
         problem = sandbox_problem() if sandbox else None
         if problem:
@@ -334,23 +329,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"cannot grade in a sandbox: {problem}.\nWithout one, submissions can read the "
                 "solutions and change the gradebook: pass --no-sandbox only for trusted work."
             )
-        outcomes = grade_class(
-            args.lesson,
-            students=args.student,
-            jobs=args.jobs,
-            root=root,
-            sandbox=sandbox,
-            say=lambda text: print(text, flush=True),
-            on_progress=advance,
-        )
+        check_lesson(root, args.lesson)
+        total = len(submissions(root, args.lesson, args.student))
+        with tqdm(total=total, desc=f"grading {args.lesson}", unit="student") as progress:
+            outcomes = grade_class(
+                args.lesson,
+                students=args.student,
+                jobs=args.jobs,
+                root=root,
+                sandbox=sandbox,
+                say=progress.write,
+                on_progress=lambda _: progress.update(),
+            )
     except GradingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    finally:
-        if progress is not None:
-            progress.close()
     print(table(outcomes))
-    print(mode_line(outcomes, sandbox))
+    print(mode_line(outcomes))
     held = sum(outcome.held for outcome in outcomes if not outcome.error)
     failed = sum(bool(outcome.error) for outcome in outcomes)
     if held:
