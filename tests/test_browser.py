@@ -8,14 +8,15 @@ opens it in headless Chromium with a fresh profile. They check that:
   instructor's (`--instructor`) all of them, and neither asks about Jupyter news;
 - every lesson, filled in with its solutions, runs from Run All to an idle kernel with no error
   output; every figure a headless run of it produces is shown as a decoded image; every progress
-  bar has a bar and all of its text in view; moving any slider or drop-down of an `interact`
-  redraws its figure;
+  bar has a bar and all of its text in view (a probe notebook shows the check fails on a bar
+  whose text squeezes it out); moving any slider or drop-down of an `interact` redraws its figure;
 - in the student version of lesson 1, a correct answer earns the pass line, a wrong one the hint,
   and the Validate button gives its verdict; on a finished lesson it says the lesson passes.
 
-Screenshots (one per lesson, one per figure and one of every failure) go to
-tests/artifacts/browser/. They skip, saying why, where Chromium or Playwright is missing.
-Select them with `-m browser`.
+Screenshots (one per lesson; one per figure, progress bar and widget move; Validate's verdicts;
+one of every failure) go to tests/artifacts/browser/. `pytest -s` prints each lesson's times
+(opening, Run All, waiting for the headless reference, checks). The tests skip, saying why, where
+Chromium or Playwright is missing. Select them with `-m browser`.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
             label = page.change(control)
             assert page.wait_for_new_figure(cell, before), f"changing {label} did not redraw"
             name = re.sub(r"\W+", "_", label).strip("_") or "control"
-            page.screenshot(ARTEFACTS / lesson / f"widget-{number:02d}-{name}.png", page.cell(cell))
+            shot = ARTEFACTS / lesson / f"widget-{number:02d}-{name}.png"
+            page.screenshot(shot, page.cell(cell).locator(".widget-interact"))
 
         assert not _news_prompts(page)
         if images:
