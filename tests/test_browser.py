@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import pairwise
 
@@ -71,6 +71,13 @@ WRONG_ANSWER = """def loss(w, x=X, y=Y):
 def browser(tmp_path_factory):
     with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
+
+
+@pytest.fixture(scope="module")
+def background() -> Iterator[ThreadPoolExecutor]:
+    """A thread for the headless reference runs, which take the other core meanwhile."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +139,9 @@ def _instructor_tools(page: NotebookPage) -> dict[str, list[str]]:
 
 def test_learner_lab_shows_validate_but_no_instructor_tool_or_news_prompt(browser, learner_lab):
     with opened(browser, learner_lab, f"student/{FIRST}/{FIRST}.ipynb", "learner-lab") as page:
-        page.page.wait_for_timeout(
-            2000
-        )  # the news prompt, where it is not turned off, is up by now
+        # Where it is not turned off, the news prompt is up by now (and the lesson tests look
+        # for it again after their runs).
+        page.page.wait_for_timeout(2000)
         assert page.texts(".validate-button") == ["Validate"]
         assert _instructor_tools(page) == {"menus": [], "sidebar": []}
         assert not _news_prompts(page)
@@ -155,11 +162,10 @@ def test_instructor_lab_shows_nbgrader_tools(browser, instructor_lab):
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
-    lesson, browser, learner_lab, record_property
+    lesson, browser, learner_lab, background, record_property
 ):
     notebook = filled_in_copy(learner_lab, lesson)
-    # The reference runs at the same time, on the other core.
-    headless_run = _in_background(run_headless, learner_lab.folder / notebook)
+    headless_run = background.submit(run_headless, learner_lab.folder / notebook)
     times = {"start": time.perf_counter()}
     with opened(browser, learner_lab, notebook, lesson) as page:
         times["opened"] = time.perf_counter()
@@ -168,7 +174,7 @@ def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
         record_property("browser_run_seconds", round(times["ran"] - times["opened"], 1))
         page.save()
         assert error_outputs(learner_lab.folder / notebook) == []
-        reference = headless_run()
+        reference = headless_run.result()
         times["reference"] = time.perf_counter()
         not_run = [
             index
@@ -291,25 +297,3 @@ def _without_markers(source: str) -> str:
 
 def _news_prompts(page: NotebookPage) -> list[str]:
     return [text for text in page.texts(".Toastify__toast") if NEWS_PROMPT in text]
-
-
-def _in_background(function, *args):
-    """Start `function(*args)` in a thread; returns a call that waits for and gives its result."""
-    result = {}
-
-    def target():
-        try:
-            result["value"] = function(*args)
-        except BaseException as error:  # handed to the caller
-            result["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-
-    def wait():
-        thread.join()
-        if "error" in result:
-            raise result["error"]
-        return result["value"]
-
-    return wait

@@ -102,6 +102,7 @@ class LabServer:
         return urllib.request.urlopen(request, timeout=30)
 
     def stop(self) -> None:
+        """End the lab and its kernels (SIGTERM, as a service manager would; SIGKILL after 30 s)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
