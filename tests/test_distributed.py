@@ -108,3 +108,17 @@ def test_only_rank_zero_writes_the_run_checkpoint(runs):
         "result.pt",
         "run.pt",
     ]
+
+
+@pytest.mark.parametrize(("drop_last", "expected"), [(False, 6), (True, 5)])
+def test_a_step_schedule_counts_the_batches_of_one_process(monkeypatch, drop_last, expected):
+    """101 samples over 2 processes: 51 each (padded) or 50 (dropped), in batches of 10."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ftlib.training.distributed import batches_per_process
+
+    loader = DataLoader(TensorDataset(torch.zeros(101, 2)), batch_size=10, drop_last=drop_last)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert batches_per_process(loader) == len(loader)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert batches_per_process(loader) == expected

@@ -19,6 +19,7 @@ Run as a plain script, nothing here does anything: one process is the whole worl
 from __future__ import annotations
 
 import atexit
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,30 @@ def current_world(device: torch.device | None = None) -> World:
     dist.init_process_group(backend=backend)
     atexit.register(_leave)
     return World(dist.get_rank(), dist.get_world_size(), _local_rank())
+
+
+def batches_per_process(loader: Iterable[Any]) -> int:
+    """How many batches of ``loader`` each process trains on in one epoch.
+
+    Why: a schedule sized in steps (one-cycle, warm-up) must count the steps a process takes,
+    which under torchrun is its share of the loader, not the whole loader. Reads the world
+    from the process group or from ``WORLD_SIZE`` without joining a group.
+
+    Raises:
+        TypeError: the loader has no length.
+    """
+    if dist.is_available() and dist.is_initialized():
+        size = dist.get_world_size()
+    else:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1 or not isinstance(loader, DataLoader) or loader.batch_size is None:
+        return len(loader)  # type: ignore[arg-type]
+    if isinstance(loader.sampler, DistributedSampler):
+        return len(loader)
+    count = len(loader.dataset)  # type: ignore[arg-type]
+    # DistributedSampler pads to a multiple of the world size, or drops the rest.
+    share = count // size if loader.drop_last else math.ceil(count / size)
+    return share // loader.batch_size if loader.drop_last else math.ceil(share / loader.batch_size)
 
 
 def process_device(world: World, device: torch.device) -> torch.device:

@@ -21,6 +21,7 @@ from torch import nn
 
 from ftlib.surgery.freezing import freeze, top_level_blocks, unfreeze
 from ftlib.surgery.heads import all_heads
+from ftlib.training.distributed import batches_per_process
 from ftlib.training.history import History
 from ftlib.training.loop import DEFAULT_WEIGHT_DECAY, check_epochs, default_optimizer, fit
 from ftlib.training.optim import HEAD_LR_MULT
@@ -204,7 +205,7 @@ class _Phase:
 
     def _schedule(self, optimizer: torch.optim.Optimizer, epochs: int) -> Any:
         try:
-            batches = len(self.train_loader)  # type: ignore[arg-type]
+            batches = batches_per_process(self.train_loader)
         except TypeError:
             raise ValueError(
                 "a one-cycle schedule needs to know the steps per epoch, but the loader has no "
