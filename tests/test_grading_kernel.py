@@ -107,7 +107,8 @@ SKIPPED_LESSON = lesson(
 
 def test_only_cells_the_source_marks_are_skipped_and_they_keep_their_text(tmp_path):
     needs_sandbox()
-    course = GradingCourse(tmp_path, SKIPPED_LESSON)
+    # Even with nbclient's own tag-based skipping configured for that tag.
+    course = GradingCourse(tmp_path, SKIPPED_LESSON, skip_cells_with_tag=SKIP_TAG)
     submission = course.submission("first = 1\nprint('the answer ran')")
     # A student's own tag must not skip anything: the answer cell and the test cell carry it.
     for index in (0, 2):

@@ -76,7 +76,11 @@ class GradingExecute(Execute):
         self._budget = CellOutputBudget(self.output_limit)
 
     def preprocess(self, nb: NotebookNode, resources=None, km=None):
-        NotebookClient.__init__(self, nb, km)
+        NotebookClient.__init__(self, nb, km)  # (which applies the configuration again)
+        # nbclient's own skipping trusts the notebook's tags: a configured
+        # `Execute.skip_cells_with_tag` must never let a submission skip its test cells, so it
+        # is set to a tag nobody can guess.
+        self.skip_cells_with_tag = secrets.token_hex(16)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         self.summary = {
