@@ -23,6 +23,7 @@ from grading_course import (
 
 from ftlib_course.config import ROOT
 from ftlib_course.notebooks import SOLUTION, lesson_names
+from ftlib_course.sandbox import forkserver
 from ftlib_course.sandbox.execute import DIED_BEFORE, DIED_HERE, GradingExecute
 from ftlib_course.sandbox.limits import writable_controllers
 from ftlib_course.sandbox.skipping import SKIP_TAG, SKIPPED_TEXT
@@ -69,6 +70,19 @@ def test_a_kernel_over_its_memory_limit_is_killed_and_reported(course: GradingCo
     graded = course.grade("hog", course.submission("first = 1", hog))
     assert "memory" in graded.grading["kernel_death"]["reason"]
     assert graded.scores == {"test_first": 1, "test_second": 0}
+
+
+def test_without_a_memory_cgroup_the_address_space_is_capped(course: GradingCourse, monkeypatch):
+    monkeypatch.setattr(forkserver, "writable_controllers", dict)
+    hog = (
+        "try:\n    block = bytearray(3 * 2**30)\n"
+        "except MemoryError:\n    print('refused')\n"
+        "second = 2"
+    )
+    graded = course.grade("capped", course.submission("first = 1", hog))
+    assert graded.text(3) == "refused\n"
+    assert graded.grading["kernel_death"] is None
+    assert graded.scores == {"test_first": 1, "test_second": 1}
 
 
 def test_runaway_output_is_cut_while_it_arrives(course: GradingCourse):
