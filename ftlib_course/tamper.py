@@ -15,9 +15,10 @@ and reports findings of these kinds:
   than `IPython.display`), ipykernel, jupyter_client, zmq, traitlets.
 - `builtins`: the `builtins` module, `__builtins__`.
 - `rebinding`: binding at module level (assignment, `def`, `class`, `import`, `for`, `with`,
-  `global`, walrus, `del`, `match`) a name the tests rely on: a builtin that a locked cell uses,
-  or a name a locked setup cell defines or a locked cell imports (`torch`, `math`, the checks
-  helpers). Importing the same thing again (`import torch`) is fine.
+  `global`, walrus, `del`, `match`) a name the tests rely on: a builtin, a name a locked setup
+  cell defines or a name a locked cell imports (`torch`, `math`, the checks helpers), when a
+  test cell reads it directly or through a locked cell it depends on. Importing the same thing
+  again (`import torch`) is fine, and so is reusing a name only display cells read (`fig`).
 - `patching`: assigning or deleting attributes of modules or of anything imported
   (`torch.allclose = ...`, `nn.Linear.forward = ...`), `setattr`/`delattr` on them, assigning
   any special attribute (`x.__class__ = ...`, `Tensor.__eq__ = ...`).
@@ -313,27 +314,51 @@ def locked_cells(notebook: nbformat.NotebookNode) -> list[LockedCell]:
 
 
 def protected_names(locked: Iterable[LockedCell]) -> dict[str, str | None]:
-    """Names that the locked cells rely on, mapped to what an import binds them to (else None).
+    """Names that the graded cells rely on, mapped to what an import binds them to (else None).
 
-    Builtins that a locked cell reads, names that a locked setup cell defines, and names that
-    any locked cell imports. Names that test cells assign for themselves (`value = loss(0.1)`) are
-    not protected: a student reusing them changes nothing the tests see.
+    A name is protected when a test cell reads it, directly or through a statement of a locked
+    cell that binds something a test cell needs (a constant computed from another constant),
+    and it is a builtin, a name a locked setup cell defines, or a name a locked cell imports.
+    Names that only display code reads (`fig, ax`, a loop's results) are not protected: a
+    learner's scratch cell that reuses them changes nothing the tests see, and must not be
+    flagged.
     """
-    names: dict[str, str | None] = {}
+    needed: set[str] = set()
+    defined: dict[str, str | None] = {}
+    sources: dict[str, list[set[str]]] = {}  # name -> what each statement binding it reads
     for cell in locked:
         tree = _parse(cell.source)
         if tree is None:
             continue
-        for node in ast.walk(tree):
-            loaded = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-            if loaded and hasattr(builtins, node.id):
-                names.setdefault(node.id, None)
+        if cell.graded:
+            needed |= _loaded_names(tree)
         for name, target, _ in _module_level_bindings(tree):
             if target is not None:
-                names[name] = target
-        if not cell.graded:
-            names.update(dict.fromkeys(_defined_names(tree) - names.keys()))
+                defined[name] = target
+        if cell.graded:
+            continue
+        defined.update(dict.fromkeys(_defined_names(tree) - defined.keys()))
+        for statement in tree.body:
+            reads = _loaded_names(statement)
+            for name in _defined_names(ast.Module(body=[statement], type_ignores=[])):
+                sources.setdefault(name, []).append(reads)
+    frontier = list(needed)
+    while frontier:
+        for reads in sources.get(frontier.pop(), []):
+            for name in reads - needed:
+                needed.add(name)
+                frontier.append(name)
+    names = {name: None for name in needed if hasattr(builtins, name)}
+    names.update({name: defined[name] for name in needed if name in defined})
     return names
+
+
+def _loaded_names(tree: ast.AST) -> set[str]:
+    return {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
 
 
 def _defined_names(tree: ast.Module) -> set[str]:

@@ -33,10 +33,16 @@ SETUP = LockedCell(
 TEST = LockedCell(
     "test_loss",
     "value = loss(0.1)\nassert isinstance(value, float) and abs(value - 0.32) < 1e-12\n"
-    "import random\nexpected = round(random.random(), 3)",
+    "import random\nexpected = round(random.random(), 3)\ncheck.close(loss(X), 4.5, 'loss')\n"
+    "check.tensor_close(torch.zeros(1), LAYER.bias, 'bias')",
     graded=True,
 )
-PROTECTED = protected_names([SETUP, TEST])
+# A locked cell the test depends on (LAYER), and a display cell no test reads (fig).
+HELPER = LockedCell("helper", "LAYER = nn.Linear(1, 1)\nnn.init.zeros_(LAYER.bias)", False)
+DISPLAY = LockedCell("display", "fig = plot(X, math.pi)\nlosses = [loss(w) for w in W]", False)
+PROTECTED = protected_names([SETUP, HELPER, DISPLAY, TEST])
+# What the locked cells import, as scan_notebook gathers it: patching any of them is found.
+MODULES = {"math": "math", "torch": "torch", "nn": "torch.nn"}
 
 HOSTILE = {
     "input transformer": ("get_ipython().input_transformers_cleanup.append(f)", "ipython"),
@@ -174,7 +180,7 @@ HONEST = {
 @pytest.mark.parametrize("name", HOSTILE)
 def test_each_attack_is_found_with_its_kind(name: str):
     source, kind = HOSTILE[name]
-    kinds = {finding.kind for finding in scan_source(source, PROTECTED)}
+    kinds = {finding.kind for finding in scan_source(source, PROTECTED, MODULES)}
     assert kind in kinds, f"{name}: expected a {kind!r} finding, got {kinds or 'none'}"
 
 
@@ -194,9 +200,11 @@ def test_protected_names_are_what_locked_cells_import_use_and_define():
     assert PROTECTED["torch"] == "torch" and PROTECTED["nn"] == "torch.nn"
     assert PROTECTED["check"] == "ftlib_course.checks.check"
     assert PROTECTED["random"] == "random"  # imported by a test cell
-    assert {"abs", "isinstance", "float", "X"} <= PROTECTED.keys()
-    # What a test assigns for itself and a setup cell's loop variable are not protected.
-    assert not {"value", "expected", "seed", "loss"} & PROTECTED.keys()
+    assert {"abs", "isinstance", "float", "X", "LAYER"} <= PROTECTED.keys()
+    # What a test assigns for itself, a setup cell's loop variable and what only a display
+    # cell defines or reads are not protected: a scratch cell may reuse them.
+    assert not {"value", "expected", "seed", "loss", "fig", "losses", "plot"} & PROTECTED.keys()
+    assert "math" not in PROTECTED, "math is imported by setup but read only by a display cell"
 
 
 def test_a_locked_cell_with_its_released_text_is_trusted_and_an_edited_one_scanned():
@@ -204,7 +212,8 @@ def test_a_locked_cell_with_its_released_text_is_trusted_and_an_edited_one_scann
     locked = [LockedCell("test_answer", "assert double(1) == 2", graded=True)]
     assert scan_notebook(notebook, locked) == []
     notebook.cells[1].source = "X = 3\nassert double(1) == 2"  # claims the locked id
-    (finding,) = scan_notebook(notebook, [*locked, SETUP])
+    reads_x = LockedCell("test_x", "assert double(X) == 2 * X", graded=True)
+    (finding,) = scan_notebook(notebook, [*locked, SETUP, reads_x])
     assert (finding.kind, finding.cell) == ("rebinding", 1)
 
 
@@ -222,3 +231,14 @@ def test_every_lesson_untouched_and_solved_has_no_findings(lesson: str):
     for name, notebook in [("untouched", release), ("solved", solved(release, solution))]:
         findings = scan_notebook(as_graded(notebook, solution), locked)
         assert not findings, f"{lesson} {name}: {[f.describe() for f in findings]}"
+
+
+@pytest.mark.parametrize("lesson", lesson_names())
+def test_a_scratch_cell_reusing_a_figure_name_of_the_lesson_is_not_flagged(lesson: str):
+    """A learner's own cell that reuses what display cells call their figures is honest work."""
+    solution = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    release = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
+    notebook = solved(release, solution)
+    notebook.cells.append(nbformat.v4.new_code_cell("fig, ax = None, None\nresults = {}"))
+    findings = scan_notebook(as_graded(notebook, solution), locked_cells(solution))
+    assert not findings, f"{lesson}: {[f.describe() for f in findings]}"
