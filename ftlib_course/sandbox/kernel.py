@@ -59,12 +59,15 @@ def _install_guard(shell, settings: dict, key: bytes) -> None:
     from ftlib_course.sandbox import guard
 
     guard.install(shell, fd=settings["fd"], key=key, allowed_roots=settings["roots"])
-    # Cell code must not reach the guard's module to rebind the helpers its hook calls: the hook
-    # keeps the only references. Importing it again makes a new, unconnected module.
-    del sys.modules[guard.__name__]
+    # Cell code must not reach the modules whose functions the hook calls, to rebind them: the
+    # hook keeps the only references. Importing one again makes a new, unconnected module.
     package = sys.modules["ftlib_course.sandbox"]
-    if getattr(package, "guard", None) is guard:
-        delattr(package, "guard")
+    for name in _GUARD_MODULES:
+        sys.modules.pop(f"{package.__name__}.{name}", None)
+        package.__dict__.pop(name, None)
+
+
+_GUARD_MODULES = ("guard", "snapshot", "digests")
 
 
 if __name__ == "__main__":
