@@ -221,6 +221,11 @@ MORE_ATTACKS = {
     "trace-hook, profile": "import sys\nsys.setprofile(lambda *args: None)\nsys.setprofile(None)",
     "gc-inspection, objects": "import gc\nlen(gc.get_objects())",
     "outside-file, open": "try:\n    open('/etc/shadow')\nexcept OSError:\n    pass",
+    "outside-file, pathlib": (
+        "from pathlib import Path\n"
+        "try:\n    (Path('..') / '..' / 'solutions' / 'tiny.ipynb').read_text()\n"
+        "except OSError:\n    pass"
+    ),
     "channel-closed": "import os\nos.close(3)",
     "integrity-check-missing": (
         "from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult\n"

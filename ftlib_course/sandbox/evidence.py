@@ -13,20 +13,23 @@ kernel as a whole). The kinds:
 - event-hook: a callback added to or removed from IPython's events (`pre_run_cell`, ...).
 - shell-replaced: `run_cell`, `run_code`, `showtraceback`, the display hook, the compiler, the
   custom exception handler, `sys.displayhook`/`excepthook` or the kernel's execute handlers
-  replaced.
+  replaced, or a class the shell, the kernel or their parts are made of (traitlets' included)
+  changed.
 - builtin-rebound: a name of `builtins` rebound, or a built-in name a test reads (`abs`,
   `isinstance`, ...) rebound in the notebook's namespace.
 - library-rebound: a function of `torch`, `torch.nn.functional`, `numpy`, `math` or
-  `ftlib_course.checks` replaced; an attribute of `torch.Tensor`, `nn.Module` or `nn.Parameter`
-  changed; a reference captured by `check` changed; `check` rebound in the notebook; one of
-  those modules replaced in `sys.modules`.
-- attribute-write: cell code wrote an attribute of a class or function of torch, numpy, math,
-  builtins, IPython, ipykernel or ftlib_course.
+  `ftlib_course.checks` replaced; an attribute of `torch.Tensor`, `nn.Module`, `nn.Parameter`
+  or the test helper's class changed; a reference captured by `check` changed; `check` rebound
+  in the notebook; one of those modules replaced in `sys.modules`.
+- attribute-write: cell code replaced the code or defaults of a function of torch, numpy,
+  math, builtins, IPython, ipykernel or ftlib_course, or attributes were added to or removed
+  from one of the classes above.
 - trace-hook: `sys.settrace`/`sys.setprofile` from cell code, or a trace function left set.
 - ctypes: cell code used ctypes. gc-inspection: cell code called `gc.get_objects`,
-  `get_referrers` or `get_referents`. audit-hook: another audit hook was added.
-- outside-file: cell code opened or listed a path outside the scratch folder, /tmp and the
-  read-only roots.
+  `get_referrers` or `get_referents`. frame-inspection: cell code read other threads' frames
+  (`sys._current_frames`). audit-hook: another audit hook was added.
+- outside-file: cell code opened or listed a path (`str`, `bytes`, a directory entry or a
+  pathlib path) outside the scratch folder, /tmp and the read-only roots.
 - integrity-check-missing: the checks never started, or the closing check, sent with a nonce
   only the grader knows, got no answer.
 - channel-closed: the kernel closed the evidence channel while it kept running.

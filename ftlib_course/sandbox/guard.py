@@ -25,8 +25,9 @@ the hook reports those routes as they are taken: a record, once written, cannot 
 kernel whose records stop early, carry a wrong MAC or never answer the closing probe is itself
 evidence. The hook never runs code that cell code could have supplied or rebound: it takes the
 builtins and functions it calls when the module loads (in the fork server, before any cell),
-accepts only exact `str` and `bytes` paths, exact syntax-tree classes, and checks the snapshot
-before it reads anything else.
+reads paths only of exact types (`str`, `bytes`, directory entries, pathlib paths through their
+slots) and syntax trees only of the `ast` module's classes, and checks the snapshot before it
+reads anything else.
 
 Not caught here: changes made and undone within one cell (no snapshot sees them), and names
 rebound inside an answer's own module. The static scan of the submission
@@ -81,7 +82,42 @@ _getframe, _get_ident = sys._getframe, _thread.get_ident
 _write, _readlink, _lstat, _getcwd, _getpid = os.write, os.readlink, os.lstat, os.getcwd, os.getpid
 _is_link, _hmac_digest, _function = stat.S_ISLNK, _hashlib.hmac_digest, types.FunctionType
 _tree_types = (ast.Module, ast.Interactive)
-_paths = {_str, _bytes}
+_DirEntry = os.DirEntry
+
+
+def _pathlib_text():
+    """A function giving the text of an exact pathlib path from its slots (read in C, so no
+    pathlib code runs), or None where pathlib keeps its parts otherwise (Python 3.12+)."""
+    import pathlib
+
+    slots = vars(pathlib.PurePath)
+    if not all(name in slots for name in ("_drv", "_root", "_parts")):
+        return None
+    drive, root, parts = (slots[name].__get__ for name in ("_drv", "_root", "_parts"))
+    classes = {pathlib.PurePosixPath, pathlib.PosixPath}
+
+    def text(path) -> str | None:
+        if _type(path) not in classes or _type(parts(path)) is not _list:
+            return None
+        anchor = drive(path) + root(path)
+        return anchor + "/".join(parts(path)[1:] if anchor else parts(path))
+
+    return text
+
+
+_pathlib_path = _pathlib_text()
+
+
+def _path_text(path) -> str | None:
+    """The text of a path given as str, bytes, directory entry or pathlib path, else None."""
+    kind = _type(path)
+    if kind is _str:
+        return path
+    if kind is _bytes:
+        return path.decode("utf-8", "surrogateescape")
+    if kind is _DirEntry:
+        return path.path
+    return _pathlib_path(path) if _pathlib_path is not None else None
 
 
 def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
@@ -145,10 +181,9 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
         write("parse", parsed["cell"], tree_digest(_compile(source, filename, "exec", _only_ast)))
 
     def on_file(path) -> None:
-        if _type(path) in _paths:
-            text = path if _type(path) is _str else path.decode("utf-8", "surrogateescape")
-            if not _inside(_resolved(text), roots):
-                report("event", "outside-file", text)
+        text = _path_text(path)
+        if text is not None and not _inside(_resolved(text), roots):
+            report("event", "outside-file", text)
 
     def on_setattr(target, name) -> None:
         # Audited: a function's __code__, __defaults__ or __kwdefaults__ being replaced. (Writes
