@@ -111,8 +111,10 @@ def main(argv: Sequence[str] | None = None, *, python: str = sys.executable) -> 
     # nbgrader_config.py from the server's working directory.
     server = subprocess.Popen(command, cwd=ROOT, env=environment)
     # Ctrl-C reaches JupyterLab too, which then asks whether to shut down and stops its kernels:
-    # this process must outlive it rather than die at the first Ctrl-C and cut that short.
+    # this process must outlive it rather than die at the first Ctrl-C and cut that short. A
+    # SIGTERM (a service manager, `kill`) is passed on, so that no server is left behind.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: server.terminate())
     return server.wait()
 
 

@@ -94,3 +94,15 @@ def test_ctrl_c_leaves_the_lab_to_answer_it(tmp_path):
     finally:
         server.stop()
     assert "KeyboardInterrupt" not in server.log.read_text()
+
+
+def test_sigterm_stops_the_lab_behind_the_wrapper(tmp_path):
+    """`kill` or a service manager signals the process it started: the lab must go with it."""
+    server = LabServer(tmp_path / "lessons", tmp_path / "home")
+    try:
+        os.kill(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=60)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(server.process.pid, 0)  # nothing of the lab's process group is left
+    finally:
+        server.stop()

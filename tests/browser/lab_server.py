@@ -7,6 +7,7 @@ port and token, and with Jupyter's per-user folders (config, settings, workspace
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 from ftlib_course.config import ROOT
 
 _START_SECONDS = 120
+_STOP_SECONDS = 30
 
 
 class LabServer:
@@ -102,14 +104,16 @@ class LabServer:
         return urllib.request.urlopen(request, timeout=30)
 
     def stop(self) -> None:
-        """End the lab and its kernels (SIGTERM, as a service manager would; SIGKILL after 30 s)."""
+        """End the lab and its kernels: SIGTERM, as a service manager would, then SIGKILL to
+        whatever of the lab's process group is left after 30 s."""
+        group = self.process.pid  # the session leader's pid names the group
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            self.process.send_signal(signal.SIGTERM)  # ftlib_course.lab passes it on
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=_STOP_SECONDS)
+        with contextlib.suppress(ProcessLookupError):  # where all is gone, as it should be
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
 
     def _wait_until_serving(self, runtime: Path) -> None:
         deadline = time.monotonic() + _START_SECONDS
