@@ -51,9 +51,11 @@ def _make_check() -> Any:
     assertion_error = AssertionError
 
     def fail(message: str, hint: str | None) -> None:
+        __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
         raise assertion_error(message + (f" ({hint})" if hint else ""))
 
     def kind(value: object) -> str:
+        __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
         cls = type_(value)
         module = getattr_(cls, "__module__", "")
         name = getattr_(cls, "__qualname__", "?")
@@ -61,6 +63,7 @@ def _make_check() -> Any:
 
     def real(value: object, what: str, hint: str | None) -> float:
         """A plain float from a number of an exact, known type."""
+        __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
         cls = type_(value)
         if cls is float_ or cls is int_:
             return float_(value)
@@ -77,6 +80,7 @@ def _make_check() -> Any:
 
     def plain(value: object, what: str, hint: str | None) -> object:
         """``value`` rebuilt from exact built-in types (lists, tuples, dicts of scalars)."""
+        __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
         cls = type_(value)
         if cls in plain_scalars:
             return value
@@ -90,6 +94,7 @@ def _make_check() -> Any:
         return None  # not reached
 
     def as_tensor(value: object, what: str, hint: str | None) -> torch.Tensor:
+        __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
         cls = type_(value)
         if cls is not tensor_type and cls is not parameter_type:
             fail(f"{what} should be a torch.Tensor, got {kind(value)}", hint)
@@ -103,6 +108,7 @@ def _make_check() -> Any:
 
         def is_float(self, value: object, what: str, *, hint: str | None = None) -> float:
             """``value`` if it is exactly a Python float, else AssertionError."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             if type_(value) is not float_:
                 advice = ""
                 if type_(value) is tensor_type:
@@ -114,6 +120,7 @@ def _make_check() -> Any:
 
         def is_int(self, value: object, what: str, *, hint: str | None = None) -> int:
             """``value`` if it is exactly a Python int (not a bool), else AssertionError."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             if type_(value) is not int_:
                 advice = "; wrap it in int(...)" if type_(value) in numpy_reals else ""
                 fail(f"{what} should be a Python int, got {kind(value)}{advice}", hint)
@@ -121,6 +128,7 @@ def _make_check() -> Any:
 
         def is_bool(self, value: object, what: str, *, hint: str | None = None) -> bool:
             """``value`` if it is exactly True or False, else AssertionError."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             if type_(value) is not bool_:
                 fail(f"{what} should be True or False, got {kind(value)}", hint)
             return value
@@ -135,6 +143,7 @@ def _make_check() -> Any:
             hint: str | None = None,
         ) -> torch.Tensor:
             """``value`` detached, if it is a plain tensor of the given shape and dtype."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             tensor = as_tensor(value, what, hint)
             if shape is not None and tuple(tensor.shape) != tuple(shape):
                 fail(f"{what} should have shape {tuple(shape)}, got {tuple(tensor.shape)}", hint)
@@ -146,6 +155,7 @@ def _make_check() -> Any:
             self, value: object, cls: type, what: str, *, hint: str | None = None
         ) -> Any:
             """``value`` if its type is ``cls`` or a subclass of it (e.g. an ``nn.Module``)."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             if not issubclass_(type_(value), cls):
                 fail(f"{what} should be a {cls.__name__}, got {kind(value)}", hint)
             return value
@@ -164,6 +174,7 @@ def _make_check() -> Any:
 
             ``expected`` may be nan, which only nan matches.
             """
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             value, target = real(got, what, hint), real(expected, "the expected value", None)
             if isnan(target):
                 if not isnan(value):
@@ -175,6 +186,7 @@ def _make_check() -> Any:
 
         def equal(self, got: object, expected: object, what: str, *, hint: str | None = None):
             """``got`` as plain values, if it equals ``expected`` exactly (types included)."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             value = plain(got, what, hint)
             target = plain(expected, "the expected value", None)
             # Both are rebuilt from exact built-in types, so == and repr cannot be overridden.
@@ -197,6 +209,7 @@ def _make_check() -> Any:
             Compared in float64 on the CPU, so a float32 answer of the right values passes;
             nan matches nan.
             """
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             tensor = as_tensor(got, what, hint)
             target = as_tensor(expected, "the expected value", None)
             if tuple(tensor.shape) != tuple(target.shape):
@@ -220,6 +233,7 @@ def _make_check() -> Any:
             self, got: object, expected: torch.Tensor, what: str, *, hint: str | None = None
         ) -> torch.Tensor:
             """``got`` detached, if it has ``expected``'s shape, dtype and exact values."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             tensor = as_tensor(got, what, hint)
             target = as_tensor(expected, "the expected value", None)
             if tensor.dtype != target.dtype:
@@ -241,6 +255,7 @@ def _make_check() -> Any:
             **kwargs: object,
         ) -> BaseException:
             """The exception ``call(*args, **kwargs)`` raised, if it is an ``error``."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             try:
                 call(*args, **kwargs)
             except BaseException as raised:  # noqa: BLE001 - the type is checked just below
@@ -252,6 +267,7 @@ def _make_check() -> Any:
 
         def that(self, condition: object, message: str) -> None:
             """Fail with ``message`` unless ``condition`` is exactly True."""
+            __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out
             if condition is not True:
                 fail(message, None)
 
