@@ -31,6 +31,9 @@ from ftlib_course.sandbox.zygote import SERVER_SOCKET
 START_TIMEOUT = 180.0
 """Seconds the server may take to import everything (a cold disk on a slow machine)."""
 
+_RUNTIME_PREFIX = "ftlib-sandbox-"
+_OWNER_FILE = "owner.pid"
+
 
 class SandboxError(RuntimeError):
     """The sandbox could not be started or could not start a kernel."""
@@ -41,8 +44,10 @@ class ForkServer:
 
     def __init__(self) -> None:
         self.owner = os.getpid()
-        self.runtime = Path(tempfile.mkdtemp(prefix="ftlib-sandbox-"))
+        _remove_stale_runtimes()
+        self.runtime = Path(tempfile.mkdtemp(prefix=_RUNTIME_PREFIX))
         (self.runtime / "jobs").mkdir()
+        (self.runtime / _OWNER_FILE).write_text(str(self.owner))
         self._ids = itertools.count(1)
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the server runs
         program = [sys.executable, "-m", "ftlib_course.sandbox.zygote", str(self.runtime)]
@@ -143,6 +148,17 @@ class ForkServer:
                 stream.close()
         self._log.close()
         shutil.rmtree(self.runtime, ignore_errors=True)
+
+
+def _remove_stale_runtimes() -> None:
+    """Remove the folders of fork servers whose grading process died without cleaning up."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_RUNTIME_PREFIX}*"):
+        try:
+            os.kill(int((folder / _OWNER_FILE).read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # not ours to judge: no owner recorded, or one we may not signal
 
 
 def _copy_files(files: dict[str, Path], folder: Path, limit: int) -> None:
