@@ -3,7 +3,8 @@
 A learner's lab opens `lessons/` and shows nbgrader's Validate button, but none of the
 instructor's tools (the nbgrader menu, the Create Assignment sidebar, formgrader, the course and
 assignment lists), which only confuse someone working through a lesson. `--instructor` opens the
-course root with all of them. Neither asks about Jupyter news on first start.
+course root with all of them. Neither asks about Jupyter news on first start, and in both the
+Validate button checks a notebook as `course.py validate` does (`ftlib_course.lab_validate`).
 
 The settings are JupyterLab's own files in `lab_settings/` (disabled plugins in
 `labconfig/page_config.json`, setting defaults in `labconfig/default_setting_overrides.json`,

@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from browser.lab_server import LabServer
+from tiny_lesson import one_exercise
 
 from ftlib_course import lab
 from ftlib_course.lab import SETTINGS, lab_command, lab_environment
@@ -78,6 +80,32 @@ def test_learner_lab_serves_validation_but_not_formgrader(tmp_path):
     try:
         assert server.status("formgrader") == 404
         assert server.status("nbgrader_version?version=0") == 200  # the Validate button's server
+    finally:
+        server.stop()
+
+
+def test_validate_button_skips_the_cells_a_lesson_marks_as_course_validate_does(tmp_path):
+    """The marked cell would break the test if it ran: nbgrader's own handler runs it."""
+    notebook = one_exercise(
+        "answer = 41\n### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION",
+        'assert answer == 42, "expected 42"',
+    )
+    notebook.cells[0].source = "answer = 42"
+    experiment = nbformat.v4.new_code_cell("answer = 0  # a long experiment, say")
+    experiment.metadata.tags = ["grading-skip"]
+    experiment.metadata.nbgrader = {
+        "schema_version": 3,
+        "grade": False,
+        "solution": False,
+        "locked": True,
+        "grade_id": "experiment",
+    }
+    notebook.cells.insert(1, experiment)
+    (tmp_path / "lessons").mkdir()
+    nbformat.write(notebook, tmp_path / "lessons" / "probe.ipynb")
+    server = LabServer(tmp_path / "lessons", tmp_path / "home")
+    try:
+        assert server.validate("probe.ipynb") == {"success": True, "value": {}}
     finally:
         server.stop()
 

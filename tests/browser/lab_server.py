@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -89,6 +90,16 @@ class LabServer:
         """The default the lab gives a JupyterLab setting (the schema's, or the course's)."""
         with self._request(f"lab/api/settings/{plugin}") as response:
             return json.load(response)["schema"]["properties"][key]["default"]
+
+    def validate(self, path: str) -> dict:
+        """What the Validate button gets back for the notebook at `path` (relative to the lab)."""
+        request = urllib.request.Request(
+            f"{self.base}assignments/validate",
+            data=urllib.parse.urlencode({"path": path}).encode(),
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return json.load(response)
 
     def shut_down_kernels(self) -> None:
         """End every kernel of the lab, so that finished notebooks hold no memory or CPU."""
