@@ -12,8 +12,11 @@ test (what `validate` shows the learner), not only the hidden tests.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import nbformat
@@ -51,7 +54,11 @@ class Answer:
 
 
 class LessonKernel:
-    """A kernel that has run `solutions/<lesson>`, ready to grade answers to its exercises."""
+    """A kernel that has run `solutions/<lesson>`, ready to grade answers to its exercises.
+
+    It runs in a scratch copy of the lesson's folder, so that what a lesson writes (a project
+    folder, say) never lands in `solutions/`.
+    """
 
     def __init__(self, lesson: str) -> None:
         self.lesson = lesson
@@ -63,7 +70,10 @@ class LessonKernel:
             if cell.cell_type == "code" and SKIP_TAG not in cell.metadata.get("tags", [])
         ]
         self._manager = KernelManager(kernel_name="python3")
-        self._manager.start_kernel(cwd=str(path.parent))
+        self._scratch = tempfile.TemporaryDirectory(prefix=f"{lesson}_")
+        folder = Path(self._scratch.name) / lesson
+        shutil.copytree(path.parent, folder)
+        self._manager.start_kernel(cwd=str(folder))
         self._client = self._manager.client()
         self._client.start_channels()
         self._client.wait_for_ready(timeout=60)
@@ -130,6 +140,7 @@ class LessonKernel:
     def close(self) -> None:
         self._client.stop_channels()
         self._manager.shutdown_kernel(now=True)
+        self._scratch.cleanup()
 
     def __enter__(self) -> LessonKernel:
         return self
