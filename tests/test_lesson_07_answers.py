@@ -181,6 +181,20 @@ def count_images(root):
         "has no attribute 'iterdir'",
         visible=False,  # the visible test fails on it, with Python's own message
     ),
+    Answer(
+        "project_images_per_class",
+        "an int subclass that equals anything",
+        """
+class Anything(int):
+    def __eq__(self, other):
+        return True
+
+
+def images_per_class(counts):
+    return Anything(0)
+""",
+        "images_per_class({'cat': 20, 'dog': 12, 'rabbit': 30})",
+    ),
     mutant(
         SMALLEST_BY_SORTING,
         "the largest class",

@@ -390,6 +390,42 @@ def feature_movement(before, after):
             "return (moved / torch.linalg.vector_norm(before, dim=1)).mean()",
         ),
     ),
+    Answer(
+        "careful_feature_movement",
+        "the right number as a float subclass that equals anything",
+        """
+class Anything(float):
+    def __eq__(self, other):
+        return True
+
+
+def feature_movement(before, after):
+    return Anything(0.5)
+""",
+        "feature_movement(before, after)",
+    ),
+    Answer(
+        "careful_lora_linear",
+        "outputs as a tensor subclass",
+        """
+class Outputs(torch.Tensor):
+    pass
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, base, rank, alpha):
+        super().__init__()
+        self.base = base.requires_grad_(False)
+        self.A = nn.Parameter(torch.randn(rank, base.in_features) * 0.01)
+        self.B = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.scale = alpha / rank
+
+    def forward(self, x):
+        out = self.base(x) + self.scale * (x @ self.A.T @ self.B.T)
+        return out.as_subclass(Outputs)
+""",
+        "(x) at the start",
+    ),
     mutant(
         MOVEMENT_WITH_LINALG,
         "no check of the shapes",
