@@ -226,22 +226,11 @@ class LoRALinear(ftlib.LoRALinear):
 """,
         "build LoRALinear from torch alone",
     ),
-    Answer(
-        "careful_lora_linear",
+    mutant(
+        LORA_WITH_F_LINEAR,
         "torch.mm, which takes only 2-d inputs",
-        """
-class LoRALinear(nn.Module):
-    def __init__(self, base, rank, alpha):
-        super().__init__()
-        self.base = base.requires_grad_(False)
-        self.A = nn.Parameter(torch.randn(rank, base.in_features) * 0.01)
-        self.B = nn.Parameter(torch.zeros(base.out_features, rank))
-        self.scale = alpha / rank
-
-    def forward(self, x):
-        return self.base(x) + self.scale * torch.mm(torch.mm(x, self.A.T), self.B.T)
-""",
         "self must be a matrix",
+        ("F.linear(F.linear(x, self.A), self.B)", "torch.mm(torch.mm(x, self.A.T), self.B.T)"),
         visible=False,
     ),
     Answer(
@@ -404,27 +393,19 @@ def feature_movement(before, after):
 """,
         "feature_movement(before, after)",
     ),
-    Answer(
-        "careful_lora_linear",
+    mutant(
+        LORA_WITH_F_LINEAR,
         "outputs as a tensor subclass",
-        """
-class Outputs(torch.Tensor):
-    pass
-
-
-class LoRALinear(nn.Module):
-    def __init__(self, base, rank, alpha):
-        super().__init__()
-        self.base = base.requires_grad_(False)
-        self.A = nn.Parameter(torch.randn(rank, base.in_features) * 0.01)
-        self.B = nn.Parameter(torch.zeros(base.out_features, rank))
-        self.scale = alpha / rank
-
-    def forward(self, x):
-        out = self.base(x) + self.scale * (x @ self.A.T @ self.B.T)
-        return out.as_subclass(Outputs)
-""",
         "(x) at the start",
+        (
+            "class LoRALinear(nn.Module):",
+            "class Outputs(torch.Tensor):\n    pass\n\n\nclass LoRALinear(nn.Module):",
+        ),
+        (
+            "return self.base(x) + F.linear(F.linear(x, self.A), self.B) * self.scale",
+            "out = self.base(x) + F.linear(F.linear(x, self.A), self.B) * self.scale\n"
+            "        return out.as_subclass(Outputs)",
+        ),
     ),
     mutant(
         MOVEMENT_WITH_LINALG,
