@@ -440,7 +440,7 @@ def _adaptable(model: nn.Module, targets: Names, kept: list[str]) -> list[str]:
                 f"({type(target).__name__})"
             )
         if not _is_pattern(target):
-            _check_named_layer(model, modules, target, adapted, kept)
+            _check_named_layer(modules, target, adapted, kept)
         matched = _matching(layers, target)
         if not matched:
             raise ValueError(
@@ -454,11 +454,7 @@ def _adaptable(model: nn.Module, targets: Names, kept: list[str]) -> list[str]:
 
 
 def _check_named_layer(
-    model: nn.Module,
-    modules: dict[str, nn.Module],
-    name: str,
-    adapted: list[str],
-    kept: list[str],
+    modules: dict[str, nn.Module], name: str, adapted: list[str], kept: list[str]
 ) -> None:
     layer = modules.get(name)
     if layer is None:
