@@ -34,6 +34,10 @@ c.CourseDirectory.course_id = "ftlib-course"
 c.CourseDirectory.source_directory = "solutions"  # lessons with solutions and hidden tests
 c.CourseDirectory.release_directory = "lessons"  # the student versions, generated
 
+# Never copied between solutions/, lessons/ and grading: what running a lesson writes beside it
+# (lesson 7's project folders), besides nbgrader's own defaults.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "projects"]
+
 # Where release_assignment puts lessons and collect finds submissions (ignored by git).
 c.Exchange.root = str(ROOT / "exchange")
 

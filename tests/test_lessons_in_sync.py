@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 import nbformat
@@ -71,8 +72,7 @@ def test_every_lesson_is_released_and_nothing_else():
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_release_equals_a_fresh_generate_assignment(lesson: str, fresh_release: Path):
     committed_folder, fresh_folder = ROOT / "lessons" / lesson, fresh_release / lesson
-    committed_files = sorted(p.relative_to(committed_folder) for p in committed_folder.rglob("*"))
-    fresh_files = sorted(p.relative_to(fresh_folder) for p in fresh_folder.rglob("*"))
+    committed_files, fresh_files = _released_files(committed_folder), _released_files(fresh_folder)
     assert committed_files == fresh_files
     committed = _notebook("lessons", lesson)
     fresh = nbformat.read(fresh_folder / f"{lesson}.ipynb", as_version=4)
@@ -83,6 +83,17 @@ def test_release_equals_a_fresh_generate_assignment(lesson: str, fresh_release: 
         f"{len(old)} cells, {len(new)} expected): run `python course.py release {lesson}`"
     )
     assert committed.metadata == fresh.metadata
+
+
+def _released_files(folder: Path) -> list[Path]:
+    """Files under `folder`, but for what nbgrader never copies (a learner's project outputs)."""
+    ignore = course_config().CourseDirectory.ignore
+    files = (path.relative_to(folder) for path in folder.rglob("*"))
+    return sorted(
+        path
+        for path in files
+        if not any(fnmatch(part, pattern) for part in path.parts for pattern in ignore)
+    )
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
