@@ -22,6 +22,7 @@ from nbgrader.preprocessors import (
 )
 
 from ftlib_course.feedback import HideHiddenTests
+from ftlib_course.inert import MakeInert
 from ftlib_course.review import CheckSubmission, FlagForReview
 from ftlib_course.sandbox import SandboxedExecute
 
@@ -49,6 +50,10 @@ c.Execute.timeout = 120
 # Feedback must not reveal hidden tests, not even in tracebacks (jupyter/nbgrader#917, #1363).
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 
+# The formgrader and the feedback pages show submissions in a browser: nbconvert leaves out
+# JavaScript outputs and cleans HTML outputs (MakeInert below has already made them inert).
+c.HTMLExporter.sanitize_html = True
+
 # Submissions are checked against the release before nbgrader restores its cells, and flagged (or
 # held, for tampering) in the gradebook right after their grades are saved: see ftlib_course.review.
 # The other steps are nbgrader's own, in nbgrader's order.
@@ -62,11 +67,13 @@ c.Autograde.sanitize_preprocessors = [
 ]
 # Each notebook runs in its own sandboxed kernel (SandboxedExecute.sandbox = False for trusted
 # work only), which records kernel deaths, cut outputs and tamper evidence in the notebook.
+# What the formgrader and the feedback page show of it is then made inert (no script runs).
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
+    MakeInert,
     SaveAutoGrades,
     FlagForReview,
     AssignLatePenalties,

@@ -9,7 +9,8 @@ tests down to the error's name and message, which is where the course puts its h
 Only the autograded test cells hold real hidden tests: nbgrader restores them from the gradebook
 before grading. Every other cell is the student's own text, shown as written, so a student
 cell that contains the marker text (`### BEGIN HIDDEN TESTS` without its end) cannot make
-feedback generation fail, as nbgrader's `ClearHiddenTests` would.
+feedback generation fail, as nbgrader's `ClearHiddenTests` would. Its outputs are shown too,
+except any line that quotes a hidden test (a submission that read them may print them).
 
 `python -m ftlib_course.feedback LESSON` (what `course.py feedback` runs) writes the pages of a
 lesson and holds back those of submissions flagged for review.
@@ -31,6 +32,7 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.preprocessors import ClearHiddenTests
 
 from ftlib_course.config import ROOT, course_config
+from ftlib_course.hidden_tests import hidden_test_lines, redact
 
 TRACEBACK_HIDDEN = "(the rest of the traceback is hidden because this cell has hidden tests)"
 TESTS_HIDDEN = "# (hidden tests)"
@@ -42,11 +44,20 @@ class HideHiddenTests(ClearHiddenTests):
     Add it to `GenerateFeedback.preprocessors` after `GetGrades`.
     """
 
+    def preprocess(
+        self, nb: NotebookNode, resources: ResourcesDict
+    ) -> tuple[NotebookNode, ResourcesDict]:
+        self._hidden_lines = hidden_test_lines(
+            cell.source for cell in nb.cells if utils.is_grade(cell) and not utils.is_solution(cell)
+        )
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(
         self, cell: NotebookNode, resources: ResourcesDict, cell_index: int
     ) -> tuple[NotebookNode, ResourcesDict]:
         if not (utils.is_grade(cell) and not utils.is_solution(cell)):
-            return cell, resources  # the student's own text: nothing hidden in it
+            redact(cell, self._hidden_lines)  # the student's own text, but not what it printed
+            return cell, resources
         if cell.cell_type == "code" and self.begin_test_delimeter in cell.source:
             for output in cell.outputs:
                 if output.output_type == "error":

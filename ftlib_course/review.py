@@ -26,6 +26,7 @@ Both write their notes to `nb.metadata["ftlib_review"]` of the autograded notebo
 
 from __future__ import annotations
 
+import html
 from dataclasses import asdict, dataclass
 
 from nbconvert.exporters.exporter import ResourcesDict
@@ -33,12 +34,18 @@ from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
+from ftlib_course.hidden_tests import hidden_test_lines, quoted_lines
+from ftlib_course.inert import INERT_KEY
 from ftlib_course.tamper import LockedCell, scan_notebook
 
 REVIEW_KEY = "ftlib_review"
 GRADING_KEY = "ftlib_grading"  # written by the grading kernel's executor
 COMMENT_HEADER = "ftlib autograder:"
 _DETAIL_LIMIT = 300
+CELL_LIMIT = 1_000_000
+"""Characters of source (attachments included) a submitted cell may hold; the rest is cut."""
+NOTEBOOK_LIMIT = 5_000_000
+"""Characters of source a whole submission may hold; cells past it are cut."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,7 @@ class CheckSubmission(NbGraderPreprocessor):
         notes["moved"] = [got for got, want in zip(order, expected, strict=True) if got != want]
         notes["code_before_setup"] = self._code_before_setup(nb, known)
         notes["restored"] = self._restore_missing(nb, release, present)
+        notes["oversized"] = _cut_oversized(nb)
         nb.metadata[REVIEW_KEY] = {"submission": notes}
         return nb, resources
 
@@ -206,6 +214,27 @@ class CheckSubmission(NbGraderPreprocessor):
         return restored
 
 
+def _cut_oversized(nb: NotebookNode) -> list[str]:
+    """Cut cells past `CELL_LIMIT`, and the notebook past `NOTEBOOK_LIMIT`, with a note in each
+    cut cell: a huge cell would make every page that shows the submission huge."""
+    cut, budget = [], NOTEBOOK_LIMIT
+    for index, cell in enumerate(nb.cells):
+        size = len(cell.source) + sum(
+            len(str(part)) for part in cell.get("attachments", {}).values()
+        )
+        limit = max(0, min(CELL_LIMIT, budget))
+        if size > limit:
+            cell.pop("attachments", None)
+            comment = "# " if cell.cell_type == "code" else ""
+            cell.source = (
+                f"{cell.source[:limit]}\n{comment}({COMMENT_HEADER} {size:,} characters cut to "
+                f"{limit:,}: a cell may hold {CELL_LIMIT:,}, a notebook {NOTEBOOK_LIMIT:,})"
+            )
+            cut.append(f"cell {index} ({size:,} characters)")
+        budget -= min(size, limit)
+    return cut
+
+
 _SUBMISSION_FLAGS = {
     "restored": "deleted locked cell(s) put back: {}",
     "edited": "edited locked cell(s), graded as released: {}",
@@ -214,6 +243,7 @@ _SUBMISSION_FLAGS = {
     "duplicated": "copies of cells with the same id (graded as plain cells): {}",
     "code_before_setup": "code added before the lesson's first locked cell: {}",
     "forged": "grading records in the submission, replaced by the grader's: {}",
+    "oversized": "cell(s) too large, cut in the graded copy: {}",
 }
 
 
@@ -229,6 +259,11 @@ def _flags(nb: NotebookNode, release: list[_ReleaseCell]) -> list[Flag]:
         Flag(f"static:{finding.kind}", finding.detail, finding.holds, finding.cell)
         for finding in scan_notebook(nb, locked)
     ]
+    flags += [
+        Flag("active-content", f"made inert for viewing: {', '.join(found)}", True, int(cell))
+        for cell, found in nb.metadata.get(INERT_KEY, {}).items()
+    ]
+    flags += _hidden_tests_quoted(nb, release)
     runtime = nb.metadata.get(GRADING_KEY, {})
     flags += [
         Flag(
@@ -248,8 +283,27 @@ def _flags(nb: NotebookNode, release: list[_ReleaseCell]) -> list[Flag]:
     return flags
 
 
+def _hidden_tests_quoted(nb: NotebookNode, release: list[_ReleaseCell]) -> list[Flag]:
+    lines = hidden_test_lines(cell.source for cell in release if cell.graded)
+    return [
+        Flag(
+            "hidden-test-quoted",
+            f"the outputs quote {len(quoted)} line(s) of hidden tests",
+            True,
+            index,
+        )
+        for index, cell in enumerate(nb.cells)
+        if (quoted := quoted_lines(cell, lines))
+    ]
+
+
+def _plain(text: str) -> str:
+    """`text` as it reads, whatever the markdown renderer of the feedback page makes of it."""
+    return html.escape(" ".join(text.split()), quote=False).replace("](", "] (")
+
+
 def _comment(flags: list[Flag], withheld: dict[str, list[float]]) -> str:
-    reasons = "\n".join(f"- {flag.describe()}" for flag in flags)
+    reasons = "\n".join(f"- {_plain(flag.describe())}" for flag in flags)
     if not withheld:
         return f"{COMMENT_HEADER} flagged for review (score kept).\n{reasons}"
     score = sum(got for got, _ in withheld.values())
@@ -269,7 +323,17 @@ class FlagForReview(NbGraderPreprocessor):
         self, nb: NotebookNode, resources: ResourcesDict
     ) -> tuple[NotebookNode, ResourcesDict]:
         info = resources["nbgrader"]
-        flags = _flags(nb, _release_cells(resources))
+        try:
+            flags = _flags(nb, _release_cells(resources))
+        except Exception as error:  # a review that fails, whatever the reason, holds the work
+            flags = [
+                Flag(
+                    "review-failed",
+                    f"the review could not read this submission ({type(error).__name__}: "
+                    f"{str(error)[:_DETAIL_LIMIT]}): held until an instructor reads it",
+                    holds=True,
+                )
+            ]
         held = any(flag.holds for flag in flags)
         withheld: dict[str, list[float]] = {}
         with Gradebook(info["db_url"]) as gradebook:

@@ -78,6 +78,8 @@ import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearSolutions
 
+from ftlib_course.inert import active_parts, markdown_active_parts
+
 REVIEW_ONLY = frozenset({"path", "exit"})
 """Kinds that ask for a review without holding the automatic score."""
 
@@ -100,10 +102,27 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Magics an honest lesson may use; for %time and %timeit the timed code is scanned as well.
-_HARMLESS_MAGICS = {"matplotlib", "pinfo", "pinfo2"}
-_TIMING_MAGICS = {"time", "timeit"}
-_MAGIC_OPTION = re.compile(r"^\s*-[a-zA-Z]+(?:\s+\d+)?")
+# Magics an honest lesson may use, with the arguments they may take. No `{` or `$`: IPython
+# evaluates what they enclose. For %time, %timeit and %%capture the code they run is scanned.
+_ANY_ARGUMENT = re.compile(r"[^{}$]*")
+_HARMLESS_MAGICS: dict[str, re.Pattern[str]] = {
+    "matplotlib": _ANY_ARGUMENT,
+    "pinfo": _ANY_ARGUMENT,
+    "pinfo2": _ANY_ARGUMENT,
+    "load_ext": re.compile(r"\s*autoreload\s*"),
+    "autoreload": re.compile(r"\s*(\d|now|off|on|all|complete|explicit|-p|-l|--print|--log)?\s*"),
+    "config": re.compile(
+        r"\s*InlineBackend\.\w+\s*=\s*('[\w.-]*'|\"[\w.-]*\"|[\d.]+|True|False)\s*"
+    ),
+}
+_CODE_MAGICS = {"time", "timeit", "capture"}
+_MAGIC_OPTION = re.compile(r"^\s*-[a-zA-Z]+(?:\s*\d+)?(?=\s|$)")
+# Shell commands that only report on the machine or the notebook's folder, with plain arguments.
+_SHELL_COMMAND = re.compile(
+    r"\s*(ls|nvidia-smi|nproc|free|df|du|pwd|uname|lscpu|date|hostname)((?:\s+[\w./=:,+@%*-]+)*)\s*"
+)
+_PIP_OPTIONS = _words("-q --quiet -U --upgrade --no-deps --user -v --verbose")
+_PIP_PACKAGE = re.compile(r"[A-Za-z0-9][\w.\-\[\],=<>!~]*")
 
 _IPYTHON_NAMES = re.compile(r"^(get_ipython|In|Out|_ih|_oh|_dh|_i{1,3}|_i\d+|_\d+|__|___)$")
 
@@ -131,6 +150,14 @@ _MODULES: dict[str, tuple[str, frozenset[str] | None]] = {
     "code": ("dynamic_code", None),
     "codeop": ("dynamic_code", None),
     "marshal": ("dynamic_code", None),
+    "_pickle": ("dynamic_code", None),
+    "shelve": ("dynamic_code", None),
+    "copyreg": ("dynamic_code", None),
+    "dill": ("dynamic_code", None),
+    "cloudpickle": ("dynamic_code", None),
+    "pydoc": ("dynamic_code", None),
+    "doctest": ("dynamic_code", None),
+    "__main__": ("introspection", None),
     "zipimport": ("dynamic_code", None),
     "pkgutil": ("dynamic_code", None),
     "ctypes": ("native", None),
@@ -180,6 +207,7 @@ _MODULE_ATTRIBUTES: dict[str, tuple[str, frozenset[str]]] = {
             "register_at_fork chdir fchdir chroot getppid pidfd_open"
         ),
     ),
+    "pickle": ("dynamic_code", _words("load loads Unpickler _load _loads _Unpickler")),
     "types": (
         "dynamic_code",
         _words("CodeType FunctionType FrameType TracebackType ModuleType MethodType CellType"),
@@ -212,7 +240,8 @@ _ANY_ATTRIBUTE: dict[str, str] = {
             "input_transformers_cleanup input_transformers_post input_transformer_manager "
             "ast_transformers user_ns user_global_ns user_ns_hidden run_cell run_cell_async "
             "run_ast_nodes run_code showtraceback showsyntaxerror _showtraceback display_pub "
-            "set_custom_exc events shell get_ipython"
+            "set_custom_exc events shell get_ipython history_manager session pub_thread "
+            "parent_header _parent_header get_parent iopub_socket iopub_thread comm_manager"
         ),
         "ipython",
     ),
@@ -220,7 +249,8 @@ _ANY_ATTRIBUTE: dict[str, str] = {
         _words(
             "_getframe _current_frames settrace setprofile addaudithook f_back f_locals "
             "f_globals f_builtins f_code f_trace tb_frame tb_next gi_frame cr_frame ag_frame "
-            "co_code co_consts get_referrers get_referents get_objects meta_path path_hooks"
+            "co_code co_consts get_referrers get_referents get_objects meta_path path_hooks "
+            "currentframe linecache"
         ),
         "introspection",
     ),
@@ -234,10 +264,12 @@ _ANY_ATTRIBUTE: dict[str, str] = {
     "__torch_dispatch__": "torch_function",
     "TorchFunctionMode": "torch_function",
     "TorchDispatchMode": "torch_function",
+    "Javascript": "active_content",
+    "display_javascript": "active_content",
 }
 
 # Of those, the names too common as plain words to flag when they appear as strings.
-_COMMON_WORDS = _words("os sys gc inspect subprocess signal threading ctypes shell events")
+_COMMON_WORDS = _words("os sys gc inspect subprocess signal threading ctypes shell events session")
 
 _NAMES: dict[str, str] = {
     "__builtins__": "builtins",
@@ -268,6 +300,9 @@ _SUSPECT_BASES = frozenset(
     "Tensor Parameter ndarray generic number floating integer float64 float32 float16 int64 "
     "int32 bool_ Number Real Integral Complex Rational Decimal Fraction"
 )
+
+_IPYTHON_STRINGS = re.compile(r"^(_ih|_oh|_dh|_ii|_iii|_i\d+)$")
+_SCRIPT_TYPE = re.compile(r"\b(application|text)/(javascript|ecmascript)\b", re.IGNORECASE)
 
 _OUTSIDE_FOLDER = re.compile(r"^(?:/[\w.~-]|~[\w.-]*(?:[/\\]|$)|[A-Za-z]:[\\/]|\\\\)")
 
@@ -331,7 +366,7 @@ def protected_names(locked: Iterable[LockedCell]) -> dict[str, str | None]:
         if tree is None:
             continue
         if cell.graded:
-            needed |= _loaded_names(tree)
+            needed |= _global_reads(tree)
         for name, target, _ in _module_level_bindings(tree):
             if target is not None:
                 defined[name] = target
@@ -339,7 +374,7 @@ def protected_names(locked: Iterable[LockedCell]) -> dict[str, str | None]:
             continue
         defined.update(dict.fromkeys(_defined_names(tree) - defined.keys()))
         for statement in tree.body:
-            reads = _loaded_names(statement)
+            reads = _global_reads(statement)
             for name in _defined_names(ast.Module(body=[statement], type_ignores=[])):
                 sources.setdefault(name, []).append(reads)
     frontier = list(needed)
@@ -353,12 +388,57 @@ def protected_names(locked: Iterable[LockedCell]) -> dict[str, str | None]:
     return names
 
 
-def _loaded_names(tree: ast.AST) -> set[str]:
-    return {
-        node.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+def _global_reads(tree: ast.AST, local: frozenset[str] = frozenset()) -> set[str]:
+    """Names `tree` reads from the module namespace: not a function's parameters or locals, not
+    comprehension variables (`def f(model): return model` reads no `model`)."""
+    if isinstance(tree, ast.Name):
+        return {tree.id} if isinstance(tree.ctx, ast.Load) and tree.id not in local else set()
+    if isinstance(tree, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        outer: list[ast.AST] = [*tree.args.defaults, *tree.args.kw_defaults]
+        outer += getattr(tree, "decorator_list", [])
+        inner = local | _local_names(tree)
+        body = tree.body if isinstance(tree.body, list) else [tree.body]
+        return _reads_of(outer, local) | _reads_of(body, inner)
+    if isinstance(tree, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        inner = local | {
+            name.id
+            for generator in tree.generators
+            for name in ast.walk(generator.target)
+            if isinstance(name, ast.Name)
+        }
+        return _reads_of(list(ast.iter_child_nodes(tree)), inner)
+    return _reads_of(list(ast.iter_child_nodes(tree)), local)
+
+
+def _reads_of(nodes: list[ast.AST], local: frozenset[str]) -> set[str]:
+    return set().union(*(_global_reads(node, local) for node in nodes if node is not None))
+
+
+def _local_names(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozenset[str]:
+    """A function's parameters and the names its body binds, less those it declares global."""
+    arguments = function.args
+    names = {
+        argument.arg
+        for argument in [
+            *arguments.posonlyargs,
+            *arguments.args,
+            *arguments.kwonlyargs,
+            *filter(None, [arguments.vararg, arguments.kwarg]),
+        ]
     }
+    declared: set[str] = set()
+    body = function.body if isinstance(function.body, list) else [function.body]
+    pending = list(body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Global):
+            declared.update(node.names)
+        names.update(_bound_names(node))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(_imports(node))
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            pending += list(ast.iter_child_nodes(node))
+    return frozenset(names - declared)
 
 
 def _defined_names(tree: ast.Module) -> set[str]:
@@ -391,6 +471,8 @@ def scan_source(
     source: str,
     protected: dict[str, str | None] | None = None,
     modules: dict[str, str] | None = None,
+    *,
+    settled: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Findings in the source of one code cell.
 
@@ -399,6 +481,8 @@ def scan_source(
         protected: the result of `protected_names` (None: nothing is protected).
         modules: alias -> dotted module path for names imported anywhere in the notebook, so
             that `np.x` is read as `numpy.x` in a cell that does not import numpy itself.
+        settled: protected names that a locked cell binds again before any test reads them:
+            binding them in this cell's own statements changes nothing the tests see.
 
     Returns:
         The findings in source order, markers included.
@@ -407,8 +491,8 @@ def scan_source(
     tree = _parse(source)
     if tree is not None:
         imported = {name: target for name, target in (protected or {}).items() if target}
-        aliases = {**imported, **(modules or {}), **_imports(tree)}
-        findings += _Scanner(protected or {}, aliases).run(tree)
+        aliases = {**imported, **(modules or {}), **_imports(tree), **_type_aliases(tree)}
+        findings += _Scanner(protected or {}, aliases, settled).run(tree)
     return sorted(findings, key=lambda finding: finding.line)
 
 
@@ -419,29 +503,151 @@ def scan_notebook(notebook: nbformat.NotebookNode, locked: Sequence[LockedCell])
     text is that cell's text: metadata alone cannot make a cell trusted, since a student can
     write it. Markdown and raw cells are checked for nbgrader's markers only.
     """
-    released = {cell.grade_id: cell.source for cell in locked}
+    by_id = {cell.grade_id: cell for cell in locked}
     protected = protected_names(locked)
-    editable = [
-        (index, cell)
-        for index, cell in enumerate(notebook.cells)
-        if released.get(cell.metadata.get("nbgrader", {}).get("grade_id")) != cell.source
-    ]
+    places, editable = {}, []
+    for index, cell in enumerate(notebook.cells):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        places.setdefault(grade_id, index)
+        if grade_id not in by_id or by_id[grade_id].source != cell.source:
+            editable.append((index, cell))
+    windows = _ReadWindows(_trusted_places(locked, places, notebook))
     modules: dict[str, str] = {}
-    for source in [*released.values(), *(c.source for _, c in editable if c.cell_type == "code")]:
-        tree = _parse(source)
+    for source in [cell.source for cell in locked] + [
+        cell.source for _, cell in editable if cell.cell_type == "code"
+    ]:
+        tree = _readable(source)
         if tree is not None:
-            modules.update(_imports(tree))
+            modules.update({**_imports(tree), **_type_aliases(tree)})
     findings = []
     for index, cell in editable:
-        found = (
-            scan_source(cell.source, protected, modules)
-            if cell.cell_type == "code"
-            else _markers(cell.source)
-        )
+        try:
+            found = _scan_cell(cell, windows.protected_at(index, protected), modules)
+        except Exception as error:  # a cell the scan cannot read is held, not passed
+            found = [
+                Finding(
+                    "unreadable",
+                    f"the scan could not read this cell ({type(error).__name__}): it is "
+                    "held until an instructor reads it",
+                    0,
+                )
+            ]
         findings += [
             Finding(finding.kind, finding.detail, finding.line, index) for finding in found
         ]
     return findings
+
+
+def _trusted_places(
+    locked: Sequence[LockedCell], places: dict[str | None, int], notebook: nbformat.NotebookNode
+) -> list[tuple[float, LockedCell]]:
+    """Each locked cell with its released text at its place in the submission; one missing from
+    it where the release has it (just after the locked cell before it), as grading restores it."""
+    trusted, last = [], -1.0
+    for cell in locked:
+        index = places.get(cell.grade_id)
+        if index is None:
+            trusted.append((last + 0.5, cell))
+            continue
+        last = index
+        if notebook.cells[index].source == cell.source:
+            trusted.append((index, cell))
+    return trusted
+
+
+def _scan_cell(
+    cell: nbformat.NotebookNode, protected: tuple[dict[str, str | None], frozenset[str]], modules
+) -> list[Finding]:
+    if cell.cell_type == "code":
+        names, settled = protected
+        return scan_source(cell.source, names, modules, settled=settled)
+    found = _markers(cell.source)
+    parts = markdown_active_parts(cell.source)
+    if parts:
+        detail = f"markup that runs in the viewer's browser: {', '.join(parts)}"
+        found.append(Finding("active_content", detail, 1))
+    return found
+
+
+def _readable(source: str) -> ast.Module | None:
+    """`_parse`, or None for a source whose tree is too deep or too large to build."""
+    try:
+        return _parse(source)
+    except (RecursionError, MemoryError):
+        return None
+
+
+class _ReadWindows:
+    """Where in a submission rebinding a protected name changes what the tests read.
+
+    The trusted cells are the locked cells with their released text, at their places in the
+    submission. A cell reads a name when it uses it before binding it (test cells: anywhere);
+    a name a locked cell reads inside a function it defines is read wherever that function is.
+    Rebinding a name at position p matters when a cell after p reads it before a trusted cell
+    binds it again: a scratch `model = None` above the lesson's own `model = ...` does not.
+    """
+
+    def __init__(self, trusted: list[tuple[float, LockedCell]]) -> None:
+        self.readers: dict[str, set[float]] = {}
+        self.binders: dict[str, list[float]] = {}
+        later: dict[str, set[str]] = {}  # name -> names whose functions read it when called
+        for index, cell in trusted:
+            tree = _readable(cell.source)
+            if tree is None:
+                continue
+            bound: set[str] = set()
+            for statement in tree.body:
+                module = ast.Module(body=[statement], type_ignores=[])
+                reads = _global_reads(statement)
+                now = reads if cell.graded else _eager_reads(module) & reads
+                for name in now - bound:
+                    self.readers.setdefault(name, set()).add(index)
+                binds = {name for name, _, _ in _module_level_bindings(module)}
+                for name in reads - now:
+                    later.setdefault(name, set()).update(binds)
+                for name in binds:
+                    self.binders.setdefault(name, []).append(index)
+                bound |= binds
+        for name in list(later):
+            self.readers.setdefault(name, set()).update(self._called_at(name, later, set()))
+
+    def _called_at(self, name: str, later: dict[str, set[str]], seen: set[str]) -> set[float]:
+        seen.add(name)
+        places: set[float] = set()
+        for function in later.get(name, ()):
+            places |= self.readers.get(function, set())
+            if function not in seen:
+                places |= self._called_at(function, later, seen)
+        return places
+
+    def protected_at(
+        self, position: int, protected: dict[str, str | None]
+    ) -> tuple[dict[str, str | None], frozenset[str]]:
+        """The protected names a cell at `position` could change for a later reader, and those
+        of them that a trusted cell binds again before any reader (`settled`)."""
+        names = {
+            name: target
+            for name, target in protected.items()
+            if any(reader > position for reader in self.readers.get(name, ()))
+        }
+        settled = frozenset(name for name in names if not self._matters(name, position))
+        return names, settled
+
+    def _matters(self, name: str, position: int) -> bool:
+        rebound = min((b for b in self.binders.get(name, []) if b > position), default=None)
+        return any(
+            position < reader and (rebound is None or reader <= rebound)
+            for reader in self.readers.get(name, ())
+        )
+
+
+def _eager_reads(module: ast.Module) -> set[str]:
+    """Names a statement reads when it runs (not inside the functions it defines)."""
+    return {
+        node.id
+        for node in _module_scope(module)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
 
 
 def _markers(source: str) -> list[Finding]:
@@ -558,8 +764,13 @@ def _docstrings(tree: ast.AST) -> set[int]:
 class _Scanner(ast.NodeVisitor):
     """One pass over a cell's tree, collecting findings."""
 
-    def __init__(self, protected: dict[str, str | None], aliases: dict[str, str]) -> None:
-        self.protected, self.aliases = protected, aliases
+    def __init__(
+        self,
+        protected: dict[str, str | None],
+        aliases: dict[str, str],
+        settled: frozenset[str] = frozenset(),
+    ) -> None:
+        self.protected, self.aliases, self.settled = protected, aliases, settled
         self.findings: list[Finding] = []
 
     def run(self, tree: ast.Module) -> list[Finding]:
@@ -581,7 +792,7 @@ class _Scanner(ast.NodeVisitor):
 
     def _check_rebinding(self, tree: ast.Module) -> None:
         for name, target, node in _module_level_bindings(tree):
-            if name not in self.protected:
+            if name not in self.protected or (name in self.settled and not _is_global(node)):
                 continue
             if target is None:
                 self._flag("rebinding", f"rebinds {name!r}, which the tests use", node)
@@ -608,6 +819,8 @@ class _Scanner(ast.NodeVisitor):
             self._check_store(node, dotted)
         if attr in _ANY_ATTRIBUTE:
             self._flag(_ANY_ATTRIBUTE[attr], f".{attr}", node)
+        elif _IPYTHON_NAMES.match(attr) and not attr.startswith("__"):
+            self._flag("ipython", f"IPython's {attr}, read as an attribute", node)
         elif _is_dunder(attr) and attr not in _HARMLESS_DUNDER_ATTRIBUTES and not storing:
             self._flag("introspection", f"the special attribute .{attr}", node)
         elif module_path is not None:
@@ -650,6 +863,7 @@ class _Scanner(ast.NodeVisitor):
         self._check_string(node.value, node)
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        self._check_built_string(node)
         # Only the leading literal of an f-string can make it an absolute path.
         first = node.values[0] if node.values else None
         if isinstance(first, ast.Constant) and isinstance(first.value, str):
@@ -659,12 +873,41 @@ class _Scanner(ast.NodeVisitor):
                 self.visit(value)
 
     def _check_string(self, text: str, node: ast.AST) -> None:
+        if self._check_name_string(text, node):
+            return
+        parts = text.split(".")
+        if len(parts) > 1 and all(part.isidentifier() for part in parts):  # attrgetter("a.b")
+            for part in parts:
+                self._check_name_string(part, node)
+        elif _OUTSIDE_FOLDER.match(text) or ".." in re.split(r"[/\\]", text):
+            self._flag("path", f"{text[:60]!r}: a place outside the notebook's folder", node)
+        elif _SCRIPT_TYPE.search(text) or ("<" in text and active_parts(text)):
+            self._flag("active_content", f"{text[:60]!r}: runs in the viewer's browser", node)
+
+    def _check_name_string(self, text: str, node: ast.AST) -> bool:
         if text in _ANY_ATTRIBUTE and text not in _COMMON_WORDS:
             self._flag(_ANY_ATTRIBUTE[text], f"the name {text!r} as a string", node)
         elif _is_dunder(text) and text not in _HARMLESS_DUNDER_ATTRIBUTES:
             self._flag("introspection", f"the name {text!r} as a string", node)
-        elif _OUTSIDE_FOLDER.match(text) or ".." in re.split(r"[/\\]", text):
-            self._flag("path", f"{text[:60]!r}: a place outside the notebook's folder", node)
+        elif _IPYTHON_STRINGS.match(text):
+            self._flag("ipython", f"IPython's {text} as a string", node)
+        else:
+            return False
+        return True
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        self._check_built_string(node)
+        self.generic_visit(node)
+
+    def _check_built_string(self, node: ast.AST) -> None:
+        """Strings put together from pieces: the whole is checked like a literal."""
+        pieces = _string_pieces(node)
+        if pieces is None or isinstance(node, ast.Constant):
+            return
+        if all(piece is not None for piece in pieces):
+            self._check_string("".join(pieces), node)
+        elif (pieces[0] or "").startswith("__") or (pieces[-1] or "").endswith("__"):
+            self._flag("introspection", "a special name put together at run time", node)
 
     # imports ------------------------------------------------------------------------------
 
@@ -689,8 +932,10 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for base in node.bases:
-            dotted = _dotted(base)
-            if dotted is not None and dotted.split(".")[-1] in _SUSPECT_BASES:
+            dotted = _dotted(base.value if isinstance(base, ast.Subscript) else base)
+            if dotted is None:
+                self._flag("subclass", f"class {node.name} derives from a computed base", node)
+            elif {dotted.split(".")[-1], self._resolve(dotted).split(".")[-1]} & _SUSPECT_BASES:
                 self._flag("subclass", f"class {node.name} derives from {dotted}", node)
         for keyword in node.keywords:
             if keyword.arg == "metaclass":
@@ -710,42 +955,175 @@ class _Scanner(ast.NodeVisitor):
         function = _dotted(node.func)
         if function == "type" and len(node.args) == 3:
             self._flag("subclass", "type(name, bases, namespace) makes a class", node)
-        elif function in ("setattr", "delattr") and node.args:
+        elif _is_string_join(node):
+            self._check_built_string(node)
+        if function in ("setattr", "delattr") and node.args:
             target = _dotted(node.args[0])
             if target is not None and target.split(".")[0] in self.aliases:
                 self._flag("patching", f"{function} on {target}, an import", node)
-        if self._is_allowed_magic(node):
-            self._scan_timed_code(node)
+        call = _ipython_call(node)
+        if call is not None and self._is_harmless_ipython_call(node, *call):
             return
         self.generic_visit(node)
 
-    def _is_allowed_magic(self, node: ast.Call) -> bool:
-        func = node.func
-        if not (
-            isinstance(func, ast.Attribute)
-            and func.attr in ("run_line_magic", "run_cell_magic")
-            and isinstance(func.value, ast.Call)
-            and _dotted(func.value.func) == "get_ipython"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
+    def _is_harmless_ipython_call(self, node: ast.Call, method: str, args: list[str]) -> bool:
+        """Whether a magic or shell escape is one an honest lesson uses (its code is scanned)."""
+        if method in ("system", "getoutput"):
+            return self._is_harmless_command(node, args[0])
+        if method not in ("run_line_magic", "run_cell_magic") or len(args) < 2:
             return False
-        return node.args[0].value in _HARMLESS_MAGICS | _TIMING_MAGICS
+        magic, line = args[0], args[1]
+        if magic in _CODE_MAGICS:
+            self._scan_magic_code(node, args[1:])
+            return True
+        if magic == "pip":
+            return _is_plain_pip(line)
+        return magic in _HARMLESS_MAGICS and _HARMLESS_MAGICS[magic].fullmatch(line) is not None
 
-    def _scan_timed_code(self, node: ast.Call) -> None:
-        if node.args[0].value not in _TIMING_MAGICS:
-            return
-        for argument in node.args[1:]:
-            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
-                code = argument.value
-                while _MAGIC_OPTION.match(code):
-                    code = _MAGIC_OPTION.sub("", code, count=1)
-                tree = _parse(code)
-                if tree is None and code.strip():
-                    self._flag("ipython", "a timing magic whose code cannot be read", node)
-                elif tree is not None:
-                    for finding in _Scanner(self.protected, self.aliases).run(tree):
-                        self._flag(finding.kind, finding.detail, node)
+    def _is_harmless_command(self, node: ast.Call, command: str) -> bool:
+        if command.split()[:1] == ["pip"]:
+            return _is_plain_pip(command.split(None, 1)[1] if " " in command.strip() else "")
+        match = _SHELL_COMMAND.fullmatch(command)
+        if match is None:
+            return False
+        for argument in match.group(2).split():
+            if _OUTSIDE_FOLDER.match(argument) or ".." in argument.split("/"):
+                self._flag("path", f"!{command[:60]}: a place outside the notebook's folder", node)
+        return True
+
+    def _scan_magic_code(self, node: ast.Call, pieces: list[str]) -> None:
+        for code in pieces:
+            while _MAGIC_OPTION.match(code):
+                code = _MAGIC_OPTION.sub("", code, count=1)
+            tree = _parse(code)
+            if tree is None and code.strip():
+                self._flag("ipython", "a magic whose code cannot be read", node)
+            elif tree is not None:
+                for finding in _Scanner(self.protected, self.aliases, self.settled).run(tree):
+                    self._flag(finding.kind, finding.detail, node)
+
+
+def _ipython_call(node: ast.Call) -> tuple[str, list[str]] | None:
+    """(method, string arguments) of `get_ipython().method("...", ...)`, what IPython makes of
+    `%magic`, `%%magic` and `!command`; None for any other call."""
+    func = node.func
+    if not (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Call)
+        and _dotted(func.value.func) == "get_ipython"
+        and node.args
+        and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
+    ):
+        return None
+    return func.attr, [argument.value for argument in node.args]
+
+
+def _is_plain_pip(arguments: str) -> bool:
+    """`pip list`, `pip show NAME`, `pip install NAME==1.0 -q`: packages by name, no paths."""
+    words = arguments.split()
+    if words[:1] in (["list"], ["freeze"], ["--version"]):
+        return len(words) == 1
+    if words[:1] not in (["install"], ["show"]) or len(words) < 2:
+        return False
+    return all(w in _PIP_OPTIONS or _PIP_PACKAGE.fullmatch(w) for w in words[1:])
+
+
+def _is_global(node: ast.AST) -> bool:
+    """A `global` statement: its name is bound when the function runs, wherever that is."""
+    return isinstance(node, ast.Global)
+
+
+def _is_string_join(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "join"
+        and isinstance(node.func.value, ast.Constant)
+        and isinstance(node.func.value.value, str)
+        and len(node.args) == 1
+    )
+
+
+def _string_pieces(node: ast.AST) -> list[str | None] | None:
+    """The pieces of a string put together from literals (None for a piece only known at run
+    time), or None when `node` does not build a string: `"__buil" + "tins__"`, `"_" * 2`,
+    f-strings, `"".join([...])`, `"%s" % "x"`, `"abc"[::-1]`."""
+    if isinstance(node, ast.Constant):
+        return [node.value] if isinstance(node.value, str) else None
+    if isinstance(node, ast.JoinedStr):
+        pieces: list[str | None] = []
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                inner = None if value.format_spec else _string_pieces(value.value)
+                pieces += inner if inner is not None and value.conversion == -1 else [None]
+            else:
+                pieces += _string_pieces(value) or [None]
+        return pieces
+    if _is_string_join(node):
+        separator, items = node.func.value.value, node.args[0]
+        if not isinstance(items, (ast.List, ast.Tuple)):
+            return [_folded(items)]
+        pieces = []
+        for number, item in enumerate(items.elts):
+            pieces += ([separator] if number and separator else []) + (
+                _string_pieces(item) or [None]
+            )
+        return pieces
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _string_pieces(node.left), _string_pieces(node.right)
+        if left is None and right is None:
+            return None
+        return (left or [None]) + (right or [None])
+    folded = _folded(node)
+    return None if folded is None else [folded]
+
+
+def _folded(node: ast.AST) -> str | None:
+    """The value of a string expression made of literals only (repeats, slices, % and
+    reversal), or None."""
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, str):
+        return value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Mod)):
+        left = _folded(node.left)
+        if left is None or (isinstance(node.op, ast.Mod) and re.search(r"%[^s%(]", left)):
+            return None  # only %s: a width could make the string as long as it likes
+        try:
+            right = ast.literal_eval(node.right)
+            if isinstance(node.op, ast.Mult):
+                return left * right if isinstance(right, int) and 0 <= right <= 64 else None
+            return left % right
+        except (ValueError, TypeError, KeyError, SyntaxError):
+            return None
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        text = _folded(node.value)
+        try:
+            bounds = [
+                None if part is None else ast.literal_eval(part)
+                for part in (node.slice.lower, node.slice.upper, node.slice.step)
+            ]
+            return None if text is None else text[slice(*bounds)]
+        except (ValueError, TypeError, SyntaxError):
+            return None
+    if isinstance(node, ast.Call) and _dotted(node.func) == "reversed" and len(node.args) == 1:
+        text = _folded(node.args[0])
+        return None if text is None else text[::-1]
+    return None
+
+
+def _type_aliases(tree: ast.AST) -> dict[str, str]:
+    """name -> the type it names, for module-level `F = float` of the types classes must not
+    derive from: a class derived from `F` derives from `float`."""
+    aliases = {}
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], _dotted(node.value)
+            if isinstance(target, ast.Name) and value and value.split(".")[-1] in _SUSPECT_BASES:
+                aliases[target.id] = value
+    return aliases
 
 
 def _is_dunder(name: str) -> bool:
