@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader.api import Gradebook
 from tiny_lesson import one_exercise
 
@@ -25,10 +25,28 @@ from ftlib_course import autograde
 from ftlib_course.autograde import GradingError, grade_class
 from ftlib_course.config import ROOT, course_config
 from ftlib_course.feedback import write_feedback
+from ftlib_course.hidden_tests import HIDDEN_LINE
+from ftlib_course.inert import active_parts, markdown2html_mistune, markdown_active_parts
+from ftlib_course.review import CELL_LIMIT, FlagForReview
 from ftlib_course.sandbox import sandbox_problem
 
 LESSON = "00_probe"
 CORRECT = "def double(x):\n    return x + x"
+HIDDEN_MESSAGE = "double(21.0) should be 42.0"
+# Prints a hidden test line, as a submission that read the tests would; the cell's own text
+# holds no line of the test, nor its message.
+QUOTING_CELL = (
+    """print("assert abs(double(21.0) - 42.0) < 1e-12, " + '"double(21.0) should' + ' be 42.0"')"""
+)
+PAYLOAD = "document.title = `pwned`"
+ACTIVE_CODE = f"""from IPython.display import HTML, SVG, Javascript, display
+
+display(HTML("<script>{PAYLOAD}</script>"))
+display(Javascript("{PAYLOAD}"))
+display(HTML('<iframe srcdoc="<script>parent.{PAYLOAD}</script>"></iframe>'))
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg"><script>{PAYLOAD}</script></svg>'))"""
+ACTIVE_MARKDOWN = f'My answer <img src=x onerror="{PAYLOAD}">'
+HONEST_SCRATCH = ["!ls", "%timeit -n1 -r1 double(2.0)", "!nvidia-smi", "%pip list"]
 SANDBOX = sandbox_problem() is None  # grade in the sandbox where one can be made
 
 
@@ -145,7 +163,20 @@ def graded_class(tmp_path_factory):
         "no_setup": _with_answer(release, CORRECT, drop=["setup"]),
         "copied": copied,
         "forged": forged,
+        "active": _with_answer(release, CORRECT, add=[ACTIVE_CODE]),
+        "deep": _with_answer(release, CORRECT + "\n\n\n_ = " + " + ".join(["0"] * 600)),
+        "huge": _with_answer(release, CORRECT),
+        "quoted": _with_answer(
+            release,
+            CORRECT,
+            add=[QUOTING_CELL],
+        ),
+        "honest_scratch": _with_answer(
+            release, CORRECT, add=[*HONEST_SCRATCH, "FACTOR = None  # after the test"]
+        ),
     }
+    submissions["active"].cells.append(new_markdown_cell(ACTIVE_MARKDOWN))
+    submissions["huge"].cells.append(new_markdown_cell("x" * 3_000_000))
     for student, notebook in submissions.items():
         _hand_in(course, student, notebook)
     _hand_in(course, "renamed", release, name="my_work")
@@ -172,7 +203,7 @@ def test_submissions_that_cannot_be_graded_say_why_and_the_others_are_graded(gra
     assert f"course.py place {LESSON} renamed" in outcomes["renamed"].error
     assert "holds no notebook" in outcomes["empty"].error
     graded = [student for student, outcome in outcomes.items() if not outcome.error]
-    assert len(graded) == 10
+    assert len(graded) == 15
 
 
 def test_tampering_holds_the_score_with_the_withheld_score_in_the_comment(graded_class):
@@ -243,6 +274,94 @@ def test_feedback_waits_for_flagged_work_and_survives_marker_text(graded_class):
     page = (root / "feedback/marker" / LESSON / f"{LESSON}.html").read_text()
     assert "BEGIN HIDDEN TESTS" in page, "the student's own text is shown as written"
     assert "double(21.0) should be 42.0" not in page, "the hidden test stays hidden"
+
+
+def _autograded(root: Path, student: str) -> nbformat.NotebookNode:
+    return nbformat.read(root / "autograded" / student / LESSON / f"{LESSON}.ipynb", as_version=4)
+
+
+def _kinds(outcome) -> set[str]:
+    return {flag.kind for flag in outcome.flags}
+
+
+def _reviewed(root: Path, student: str) -> str:
+    """The feedback page of `student` once an instructor has removed the flag."""
+    config = course_config(root)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", config.CourseDirectory.course_id) as book:
+        book.find_submission_notebook(LESSON, LESSON, student).flagged = False
+        book.db.commit()
+    assert write_feedback(LESSON, root)[student] == "written"
+    return (root / "feedback" / student / LESSON / f"{LESSON}.html").read_text()
+
+
+def test_active_content_is_held_and_made_inert_in_the_graded_copy(graded_class):
+    root, outcomes, _ = graded_class
+    outcome = outcomes["active"]
+    assert outcome.held and outcome.score == 0
+    assert {"static:active_content", "active-content"} <= _kinds(outcome)
+    graded = _autograded(root, "active")
+    markdown = [cell.source for cell in graded.cells if cell.cell_type == "markdown"]
+    assert [markdown_active_parts(source) for source in markdown] == [[]]
+    assert "&lt;img src=x onerror" in markdown2html_mistune(markdown[0]), "shown as text"
+    data = [output.get("data", {}) for cell in graded.cells for output in cell.get("outputs", [])]
+    assert data and not [item for item in data if "application/javascript" in item]
+    assert not [item for item in data if active_parts(str(item.get("text/html", "")))]
+
+
+def test_a_scan_that_cannot_read_a_cell_holds_the_score(graded_class):
+    root, outcomes, _ = graded_class
+    outcome = outcomes["deep"]
+    assert "static:unreadable" in _kinds(outcome) and outcome.held
+    assert outcome.score == 0 and "test_double 1/1" in _grades(root, "deep")["comments"][0]
+
+
+def test_a_review_that_fails_holds_the_score(graded_class):
+    """Whatever goes wrong in the review (here a grading record it cannot read) holds the work."""
+    root, outcomes, _ = graded_class
+    assert outcomes["right"].score == 1
+    notebook = _autograded(root, "right")
+    notebook.metadata["ftlib_grading"]["evidence"] = ["not a record"]
+    resources = {
+        "nbgrader": {
+            "db_url": f"sqlite:///{root / 'gradebook.db'}",
+            "notebook": LESSON,
+            "assignment": LESSON,
+            "student": "right",
+        }
+    }
+    try:
+        FlagForReview().preprocess(notebook, resources)
+        grades = _grades(root, "right")
+        assert grades["score"] == 0 and grades["flagged"]
+        assert "review-failed" in grades["comments"][0]
+        assert "AttributeError" in grades["comments"][0]
+    finally:
+        (outcome,) = grade_class(LESSON, root=root, students=["right"], jobs=1, sandbox=SANDBOX)
+        assert outcome.score == 1 and not outcome.flags, "a regrade restores the score"
+
+
+def test_a_huge_cell_is_cut_flagged_and_its_feedback_stays_small(graded_class):
+    root, outcomes, _ = graded_class
+    outcome = outcomes["huge"]
+    assert outcome.score == 1 and not outcome.held and _kinds(outcome) == {"oversized"}
+    (cut,) = [cell for cell in _autograded(root, "huge").cells if cell.source.startswith("xxx")]
+    assert len(cut.source) < CELL_LIMIT + 300 and "characters cut to" in cut.source
+    assert len(_reviewed(root, "huge")) < CELL_LIMIT + 500_000
+
+
+def test_an_output_quoting_a_hidden_test_is_held_and_hidden_in_feedback(graded_class):
+    root, outcomes, _ = graded_class
+    outcome = outcomes["quoted"]
+    assert outcome.held and outcome.score == 0
+    assert _kinds(outcome) == {"hidden-test-quoted"}
+    page = _reviewed(root, "quoted")
+    assert HIDDEN_MESSAGE not in page and HIDDEN_LINE in page
+
+
+def test_honest_magics_and_late_scratch_bindings_are_not_flagged(graded_class):
+    _, outcomes, _ = graded_class
+    outcome = outcomes["honest_scratch"]
+    assert (outcome.score, outcome.flags) == (1, [])
 
 
 def test_unknown_lesson_no_submissions_and_unknown_students_are_refused(course: Path):
