@@ -1,7 +1,8 @@
 """timm models, two-head ones included, through the whole fine-tuning surgery (random weights).
 
-The issue's two-head models and one model per family run by default; ``FTLIB_ZOO=full`` adds
-more of each family. Nothing is downloaded: ``pretrained=False`` and ``HF_HUB_OFFLINE=1``.
+The two-head models (distilled DeiT, LeViT, RepViT, CrossViT) and one model per family run by
+default; ``FTLIB_ZOO=full`` adds more of each family. Nothing is downloaded:
+``pretrained=False`` and ``HF_HUB_OFFLINE=1``.
 """
 
 from __future__ import annotations
