@@ -8,23 +8,31 @@ every cell that is not a locked cell of the release with its released text) with
 IPython's own input transformations (so `!cmd` and `%magic` are seen as the calls they become),
 and reports findings of these kinds:
 
-- `ipython`: IPython's machinery: `get_ipython`, `In`/`Out`/`_ih`/`_oh`/`_i1`/`_1`...,
-  shell attributes (`input_transformers_cleanup`, `ast_transformers`, `events`, `user_ns`,
-  `run_cell`, `showtraceback`, ...), shell escapes and magics other than `%matplotlib`,
-  `%time`, `%timeit` and `?` help (whose code is checked too), imports of IPython (other
-  than `IPython.display`), ipykernel, jupyter_client, zmq, traitlets.
+- `ipython`: IPython's machinery: `get_ipython`, `In`/`Out`/`_ih`/`_oh`/`_i1`/`_1`... (as
+  names, attributes or strings), shell and kernel attributes (`input_transformers_cleanup`,
+  `ast_transformers`, `events`, `user_ns`, `run_cell`, `showtraceback`, `history_manager`,
+  `sys.stdout.session`, ...), imports of IPython (other than `IPython.display`), ipykernel,
+  jupyter_client, zmq, traitlets, and magics and shell escapes other than those an honest
+  lesson uses: `%matplotlib`, `?` help, `%time`, `%timeit` and `%%capture` (whose code is
+  checked too), `%load_ext autoreload`, `%autoreload`, `%config InlineBackend.x = literal`,
+  `%pip`/`!pip` with packages named plainly, and `!ls`, `!nvidia-smi`, `!nproc`, `!df`... with
+  plain arguments (none of `{}$;|&<>` and quotes: IPython evaluates what braces hold).
 - `builtins`: the `builtins` module, `__builtins__`.
 - `rebinding`: binding at module level (assignment, `def`, `class`, `import`, `for`, `with`,
   `global`, walrus, `del`, `match`) a name the tests rely on: a builtin, a name a locked setup
   cell defines or a name a locked cell imports (`torch`, `math`, the checks helpers), when a
-  test cell reads it directly or through a locked cell it depends on. Importing the same thing
-  again (`import torch`) is fine, and so is reusing a name only display cells read (`fig`).
+  test cell reads it from the module (not a parameter or local of its functions) directly or
+  through a locked cell it depends on, and a locked cell after the binding reads it before a
+  locked cell binds it again. Importing the same thing again (`import torch`) is fine, and so
+  are reusing a name only display cells read (`fig`), a scratch `model = None` above the
+  lesson's own `model = ...` and bindings after the last test that reads the name.
 - `patching`: assigning or deleting attributes of modules or of anything imported
   (`torch.allclose = ...`, `nn.Linear.forward = ...`), `setattr`/`delattr` on them, assigning
   any special attribute (`x.__class__ = ...`, `Tensor.__eq__ = ...`).
 - `subclass`: classes derived from built-in types (`float`, `int`, `bool`, `str`, `list`,
   `dict`, `tuple`, ...), `torch.Tensor`, `nn.Parameter`, NumPy arrays and scalars or the
-  `numbers` ABCs; a `metaclass=`; classes made by `type(name, bases, namespace)`.
+  `numbers` ABCs, also under another name (`F = float`); classes with a computed base
+  (`class X(type(0.5))`); a `metaclass=`; classes made by `type(name, bases, namespace)`.
 - `special_method`: defining special methods other than construction, display, container and
   context-manager ones (`__init__`, `__repr__`, `__str__`, `__len__`, `__getitem__`,
   `__setitem__`, `__iter__`, `__next__`, `__contains__`, `__call__`, `__enter__`, `__exit__`,
@@ -36,10 +44,15 @@ and reports findings of these kinds:
   `linecache`, `f_back`, `f_locals`, `tb_frame`, `co_code`, ...), `globals()`, `vars()`,
   `locals()`, `gc` (other than `gc.collect`), `sys.modules`, `sys.settrace`, `sys.exc_info`
   and other interpreter hooks, special attributes that lead to them (`__globals__`,
-  `__self__`, `__code__`, `__subclasses__`, `__dict__`, `__file__`, ...), and the same names
-  given as strings (`getattr(f, "__globals__")`).
+  `__self__`, `__code__`, `__subclasses__`, `__dict__`, `__file__`, ...), `__main__`,
+  `currentframe` and `linecache` of any module (`logging.currentframe`, `doctest.linecache`),
+  and the same names given as strings (`getattr(f, "__globals__")`, `attrgetter("gi_frame.
+  f_back")`), also put together from literals (`"__buil" + "tins__"`, `"_" * 2 + ...`,
+  `"".join([...])`, `"..."[::-1]`, `"__%s__" % ...`) or from pieces that start or end a special
+  name (`f"__{name}__"`).
 - `dynamic_code`: `exec`, `eval`, `compile`, `__import__`, `breakpoint`, `importlib`,
-  `runpy`, `code`, `marshal`, `types.CodeType`/`FunctionType`/...
+  `runpy`, `code`, `marshal`, `pickle.loads`/`load`/`Unpickler`, `shelve`, `dill`, `pydoc`
+  (`pydoc.locate`), `doctest`, `types.CodeType`/`FunctionType`/...
 - `native`: `ctypes`, `cffi`, `mmap`.
 - `exit` (`REVIEW_ONLY`): `os._exit`, `os.abort`: the kernel dies, the tests after it score 0
   and the grading kernel keeps the credit of those before it; a look tells an accident from a
@@ -50,20 +63,26 @@ and reports findings of these kinds:
 - `grader`: imports of the grading tools (`ftlib_course`, `nbgrader`, `nbformat`, `nbclient`,
   `nbconvert`, `sqlite3`, `sqlalchemy`).
 - `markers`: nbgrader's marker text (`BEGIN SOLUTION`, `BEGIN HIDDEN TESTS`, ...) in any cell.
+- `active_content`: what would run in the browser of whoever views the submission (see
+  `ftlib_course.inert`): markdown whose HTML has scripts, event handlers, iframes, script
+  addresses...; the same in string literals of code (`HTML("<img onerror=...>")`);
+  `Javascript`, `display_javascript`, the `application/javascript` type.
+- `unreadable`: a cell the scan could not read (an expression nested too deep for it): it is
+  held, since what it holds is unknown.
 - `path` (`REVIEW_ONLY`): string literals that name places outside the notebook's folder
   (absolute paths, `~`, a `..` component), `os.getcwd`, `Path.cwd`, `Path.home` and the
   places of the Python installation (`sys.prefix`, `sys.executable`, `site`, `sysconfig`).
   In the sandbox such places are missing or read-only, so these ask for a look without
   holding the score.
 
-What it does not catch, and why: code that builds names at run time from pieces
-(`getattr(obj, "_ex" + "it")`, `getattr(module, name)` on a module outside the lists above),
+What it does not catch, and why: code that builds names at run time from values it computes
+(`getattr(obj, name)` with `name` read from a file, a module outside the lists above),
 objects reached through libraries that hand them out (a callback receiving a frame), attacks
 inside `pickle`/`torch.load` payloads or files the submission writes and imports, and any
 behaviour of honest-looking code (an answer that special-cases the visible test's inputs).
 The runtime evidence of the grading kernel and the hardened test cells cover part of this;
 the rest is what manual review is for. A cell that does not parse is not scanned (it fails in
-the kernel as well).
+the kernel as well); markdown and raw cells are checked for marker text and active content.
 """
 
 from __future__ import annotations
@@ -595,19 +614,20 @@ class _ReadWindows:
             tree = _readable(cell.source)
             if tree is None:
                 continue
-            bound: set[str] = set()
+            uses: dict[str, str] = {}  # name -> "read" or "bound", whichever comes first
             for statement in tree.body:
                 module = ast.Module(body=[statement], type_ignores=[])
                 reads = _global_reads(statement)
-                now = reads if cell.graded else _eager_reads(module) & reads
-                for name in now - bound:
-                    self.readers.setdefault(name, set()).add(index)
+                _first_uses(statement, uses)
                 binds = {name for name, _, _ in _module_level_bindings(module)}
-                for name in reads - now:
+                eager = reads if cell.graded else _eager_reads(module) & reads
+                for name in reads - eager:
                     later.setdefault(name, set()).update(binds)
                 for name in binds:
                     self.binders.setdefault(name, []).append(index)
-                bound |= binds
+                for name in eager:
+                    if uses.get(name, "read") == "read":
+                        self.readers.setdefault(name, set()).add(index)
         for name in list(later):
             self.readers.setdefault(name, set()).update(self._called_at(name, later, set()))
 
@@ -639,6 +659,54 @@ class _ReadWindows:
             position < reader and (rebound is None or reader <= rebound)
             for reader in self.readers.get(name, ())
         )
+
+
+# Fields in the order Python runs them, where it differs from the order of the fields.
+_EVALUATION_ORDER: dict[type, tuple[str, ...]] = {
+    ast.Assign: ("value", "targets"),
+    ast.AnnAssign: ("value", "target"),
+    ast.NamedExpr: ("value", "target"),
+    ast.For: ("iter", "target", "body", "orelse"),
+    ast.AsyncFor: ("iter", "target", "body", "orelse"),
+    ast.comprehension: ("iter", "target", "ifs"),
+    ast.ListComp: ("generators", "elt"),
+    ast.SetComp: ("generators", "elt"),
+    ast.GeneratorExp: ("generators", "elt"),
+    ast.DictComp: ("generators", "key", "value"),
+}
+
+
+def _as_list(value: object) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _first_uses(node: ast.AST, uses: dict[str, str]) -> None:
+    """Record in `uses` whether each name `node` uses at module level is first read or bound,
+    in the order Python runs it (the value of an assignment before its targets)."""
+    if isinstance(node, ast.Name):
+        uses.setdefault(node.id, "read" if isinstance(node.ctx, ast.Load) else "bound")
+        return
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        for name in _imports(node):
+            uses.setdefault(name, "bound")
+        return
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        uses.setdefault(node.name, "bound")  # what their bodies read is read when called
+        return
+    if isinstance(node, ast.Lambda):
+        return
+    if isinstance(node, ast.AugAssign):
+        for name in _target_names(node.target):
+            uses.setdefault(name, "read")
+    order = _EVALUATION_ORDER.get(type(node))
+    children = (
+        list(ast.iter_child_nodes(node))
+        if order is None
+        else [child for field in order for child in _as_list(getattr(node, field, None))]
+    )
+    for child in children:
+        if child is not None:
+            _first_uses(child, uses)
 
 
 def _eager_reads(module: ast.Module) -> set[str]:

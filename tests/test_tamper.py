@@ -8,6 +8,8 @@ until an instructor looks, so these must stay at zero findings.
 
 from __future__ import annotations
 
+import ast
+
 import nbformat
 import pytest
 from submissions import as_graded, solved
@@ -127,6 +129,43 @@ HOSTILE = {
     "f-string path": ("open(f'/etc/{name}')", "path"),
     "working directory": ("import os\nroot = os.getcwd()", "path"),
     "python installation": ("import sys\nopen(f'{sys.prefix}/lib/x.py', 'a')", "path"),
+    "the main module": ("import __main__\nsource = __main__.In[-1]", "introspection"),
+    "from the main module": ("from __main__ import _ih", "introspection"),
+    "pydoc.locate": ("import pydoc\nb = pydoc.locate('builtins')", "dynamic_code"),
+    "linecache of another module": (
+        "import doctest\ndoctest.linecache.getlines(f)",
+        "introspection",
+    ),
+    "the kernel's session": ("import sys\nkey = sys.stdout.session.key", "ipython"),
+    "logging.currentframe": ("import logging\nframe = logging.currentframe()", "introspection"),
+    "dunder put together": ("getattr(loss, '__glo' + 'bals__')", "introspection"),
+    "dunder from repeats": ("getattr(m, '_' * 2 + 'builtins' + '_' * 2)", "introspection"),
+    "dunder joined": ("getattr(m, ''.join(['__buil', 'tins__']))", "introspection"),
+    "dunder reversed": ("getattr(m, '__snitliub__'[::-1])", "introspection"),
+    "dunder by %": ("getattr(m, '__%s__' % 'globals')", "introspection"),
+    "dunder by f-string": ("getattr(m, f'__{name}__')", "introspection"),
+    "pickle.loads": ("import pickle\nanswer = pickle.loads(blob)", "dynamic_code"),
+    "marshal.loads": ("import marshal\ncode = marshal.loads(blob)", "dynamic_code"),
+    "attrgetter of a frame": (
+        "import operator\noperator.attrgetter('gi_frame.f_back')(g)",
+        "introspection",
+    ),
+    "methodcaller of a dunder": (
+        "from operator import methodcaller\nmethodcaller('__subclasses__')",
+        "introspection",
+    ),
+    "aliased float base": ("F = float\nclass Zero(F):\n    pass", "subclass"),
+    "computed base": ("class Zero(type(0.5)):\n    pass", "subclass"),
+    "input history by index": ("source = _i1", "ipython"),
+    "history manager": ("shell.history_manager.get_range()", "ipython"),
+    "history by name": ("getattr(main, '_ih')", "ipython"),
+    "script in HTML": ("display(HTML('<img src=x onerror=alert(1)>'))", "active_content"),
+    "JavaScript display": ("from IPython.display import Javascript", "active_content"),
+    "JavaScript by type": ("display({'application/javascript': 'x'}, raw=True)", "active_content"),
+    "pip from a folder": ("%pip install -e .", "ipython"),
+    "shell with Python inside": ("!ls {__import__('os').system('id')}", "ipython"),
+    "config with code": ("%config InlineBackend.rc = __import__('os')", "ipython"),
+    "any extension": ("%load_ext my_hooks", "ipython"),
 }
 
 HONEST = {
@@ -149,6 +188,15 @@ HONEST = {
     "sorting and throwaway names": "pairs = sorted({'a': 1}.items(), key=lambda kv: kv[1])\n"
     "for _ in range(3):\n    pass",
     "harmless magics": "%matplotlib inline\n%timeit -n 3 -r 2 loss(0.1)\n%time y = loss(5)\nloss?",
+    "shell commands that report": "!ls\n!ls -la images\n!nvidia-smi\n!nproc\nfiles = !ls",
+    "installing by name": "%pip install timm==1.0.3 -q\n!pip list\n%pip show torch",
+    "autoreload": "%load_ext autoreload\n%autoreload 2",
+    "timing without spaces": "%timeit -n1 -r1 loss(0.1)",
+    "a timed cell": "%%timeit -n 3\nloss(0.1)",
+    "a captured cell": "%%capture output\nprint(loss(0.1))",
+    "figure settings": "%config InlineBackend.figure_format = 'retina'",
+    "HTML without scripts": "from IPython.display import HTML\nHTML('<b>bold</b> <a href=\"https://x.org\">x</a>')",
+    "type names as values": "kind = float\ndtype = torch.float32\nprint(kind(1), '__init__')",
     "models by name, modes by name": "import torchvision\n"
     "model = getattr(torchvision.models, 'resnet18')(weights=None)\nfor mode in ('train', 'eval'):"
     "\n    getattr(model, mode)()\nmodel.eval()",
@@ -217,10 +265,91 @@ def test_a_locked_cell_with_its_released_text_is_trusted_and_an_edited_one_scann
     assert (finding.kind, finding.cell) == ("rebinding", 1)
 
 
-def test_markdown_cells_are_checked_for_marker_text_only():
+def test_markdown_cells_are_checked_for_marker_text_and_active_content_only():
     notebook = one_exercise("x = 1", "assert x == 1")
     notebook.cells.append(nbformat.v4.new_markdown_cell("import ctypes\n### BEGIN SOLUTION"))
-    assert [f.kind for f in scan_notebook(notebook, [])] == ["markers"]
+    notebook.cells.append(nbformat.v4.new_markdown_cell("Fine <b>work</b>, `<script>` [a](b.md)"))
+    notebook.cells.append(nbformat.v4.new_markdown_cell("<img src=x onerror=alert(1)>"))
+    found = [(f.kind, f.cell, f.holds) for f in scan_notebook(notebook, [])]
+    assert found == [("markers", 2, True), ("active_content", 4, True)]
+
+
+def test_a_cell_the_scan_cannot_read_is_held():
+    notebook = one_exercise("def double(x):\n    return 2 * x", "assert double(1) == 2")
+    notebook.cells.insert(1, nbformat.v4.new_code_cell("total = " + " + ".join(["1"] * 600)))
+    (finding,) = scan_notebook(notebook, [])
+    assert (finding.kind, finding.cell, finding.holds) == ("unreadable", 1, True)
+    assert "RecursionError" in finding.detail
+
+
+def test_function_parameters_and_comprehension_variables_are_not_what_a_test_reads():
+    test = LockedCell(
+        "test_fit",
+        "def _summary(optimizer):\n    return optimizer.param_groups\n"
+        "pairs = [(images, labels) for images, labels in batches]\nassert _summary(make(tasks))",
+        graded=True,
+    )
+    setup = LockedCell("setup", "optimizer = None\nlabels = images = tasks = []", graded=False)
+    assert set(protected_names([setup, test])) & {"optimizer", "labels", "images", "tasks"} == {
+        "tasks"
+    }
+
+
+def test_a_scratch_binding_matters_only_between_the_lessons_binding_and_a_test():
+    """A scratch cell that binds a name the tests read is flagged only where the tests would
+    read its value: not above the lesson's own binding, not after the last test."""
+    setup = LockedCell("setup", "tasks = make_tasks()", graded=False)
+    test = LockedCell("test_answer", "assert answer(tasks) == 1", graded=True)
+    notebook = one_exercise("def answer(t):\n    return 1", test.source)
+    setup_cell = nbformat.v4.new_code_cell(setup.source)
+    setup_cell.metadata.nbgrader = {"grade_id": "setup", "locked": True}
+    notebook.cells.insert(0, setup_cell)
+
+    def rebinding_at(position: int) -> list[int | None]:
+        copy = nbformat.from_dict(notebook)
+        copy.cells.insert(position, nbformat.v4.new_code_cell("tasks = None"))
+        found = scan_notebook(copy, [setup, test])
+        return [finding.cell for finding in found if finding.kind == "rebinding"]
+
+    assert rebinding_at(0) == [], "the lesson binds it again before any test reads it"
+    assert rebinding_at(1) == [1] and rebinding_at(2) == [2], "the test would read it"
+    assert rebinding_at(4) == [], "after the last test nothing reads it"
+
+
+@pytest.mark.parametrize("lesson", lesson_names())
+def test_scratch_bindings_above_the_lessons_own_are_not_flagged(lesson: str):
+    """`NAME = None` in a learner's cell just above each locked cell that binds a name the
+    tests read, for every such name of the lesson."""
+    solution = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    release = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
+    locked = locked_cells(solution)
+    protected = protected_names(locked)
+    notebook = as_graded(solved(release, solution), solution)
+    for index in reversed(range(len(notebook.cells))):
+        cell = notebook.cells[index]
+        if cell.cell_type != "code" or not cell.metadata.get("nbgrader", {}).get("locked"):
+            continue
+        names = sorted(_bound_at_top(cell.source) & protected.keys())
+        if names and index > 0:
+            scratch = "\n".join(f"{name} = None" for name in names)
+            notebook.cells.insert(index, nbformat.v4.new_code_cell(scratch))
+    findings = scan_notebook(notebook, locked)
+    assert not findings, f"{lesson}: {[f.describe() for f in findings]}"
+
+
+def _bound_at_top(source: str) -> set[str]:
+    """Names the top-level assignments, definitions and imports of `source` bind."""
+    names = set()
+    for statement in ast.parse(source).body:
+        if isinstance(statement, (ast.FunctionDef, ast.ClassDef)):
+            names.add(statement.name)
+        elif isinstance(statement, ast.Assign):
+            names |= {
+                n.id for t in statement.targets for n in ast.walk(t) if isinstance(n, ast.Name)
+            }
+        elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in statement.names}
+    return names
 
 
 @pytest.mark.parametrize("lesson", lesson_names())
