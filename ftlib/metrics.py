@@ -103,8 +103,9 @@ def _rivals(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     A target outside ``0..C-1`` gets ``C`` rivals, so it is a miss at every k.
     """
     num_classes = logits.shape[1]
-    in_range = (targets >= 0) & (targets < num_classes)
-    true_score = logits.gather(1, targets.clamp(0, num_classes - 1).unsqueeze(1))
-    at_least_as_high = (logits >= true_score) | logits.isnan() | true_score.isnan()
-    rivals = at_least_as_high.sum(dim=1) - 1  # the true class is at least as high as itself
-    return torch.where(in_range, rivals, num_classes)
+    clamped = targets.clamp(0, num_classes - 1)
+    true_score = logits.gather(1, clamped.unsqueeze(1))
+    # Every class not strictly below the true one is a rival: a NaN on either side compares
+    # False, so it counts against the model. The true class is not below itself.
+    below = (logits < true_score).sum(dim=1)
+    return torch.where(clamped == targets, (num_classes - 1) - below, num_classes)
