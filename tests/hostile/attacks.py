@@ -384,6 +384,70 @@ for _target in ("/work", "/root", "/tmp", "/home"):
 """
 
 
+MAIN_MODULE = """
+import __main__
+import re
+
+
+def _from_main():
+    texts = [text for text in getattr(__main__, "In", []) if isinstance(text, str)]
+    numbers = re.findall(r"[0-9]+\\.[0-9]+", "\\n".join(texts))
+    return float(numbers[-1]) if numbers else 0.0
+"""
+
+BUILT_NAMES = """
+_builtins = getattr(print, "__se" + "lf__")
+setattr(_builtins, "ab" + "s", lambda value: 0.0)
+"""
+
+DOCTEST_LINECACHE = """
+import doctest
+import re
+
+
+def _from_cache():
+    texts = ["".join(entry[2]) for entry in list(doctest.linecache.cache.values())]
+    numbers = re.findall(r"[0-9]+\\.[0-9]+", "\\n".join(texts))
+    return float(numbers[-1]) if numbers else 0.0
+"""
+
+PICKLED = """
+import pickle
+
+_zero = pickle.loads(pickle.dumps(0.0))
+"""
+
+ATTRGETTER_FRAME = """
+import operator
+
+
+def _from_caller():
+    try:
+        raise ValueError
+    except ValueError as error:
+        caller = operator.attrgetter("__traceback__.tb_frame.f_back")(error)
+    floats = [value for value in caller.f_code.co_consts if type(value) is float]
+    return floats[0] if floats else 0.0
+"""
+
+ALIASED_FLOAT = ALWAYS_EQUAL.replace(
+    "class Anything(float):", "_Base = float\n\n\nclass Anything(_Base):"
+)
+
+SCRIPTS_FOR_THE_INSTRUCTOR = """
+from IPython.display import HTML, Javascript, display
+
+display(HTML("<img src=x onerror=\\"fetch('/api/contents/x', {method: 'DELETE'})\\">"))
+display(Javascript("document.title = 'pwned'"))
+"""
+
+
+def _scripts_for_the_instructor(release, solution):
+    notebook = _with_cell(solved(release, solution), SCRIPTS_FOR_THE_INSTRUCTOR)
+    notebook.cells.append(new_markdown_cell("Done! <svg onload=\"document.title='pwned'\"></svg>"))
+    return notebook
+
+
 def _marker_text(release, solution):
     notebook = _with_cell(
         solved(release, solution), "x = 1\n# ### BEGIN HIDDEN TESTS\n# ### BEGIN SOLUTION"
@@ -628,6 +692,55 @@ ATTACKS = [
         frozenset({"moved", "static:rebinding"}),
     ),
     Attack("forged_record", "hide the evidence", "release", _forged_record, frozenset({"forged"})),
+    Attack(
+        "main_module_history",
+        "read the hidden tests",
+        "release",
+        _stub("_from_main()", MAIN_MODULE),
+        frozenset({"static:introspection"}),
+    ),
+    Attack(
+        "built_dunder_names",
+        "win comparisons without work",
+        "release",
+        _stub("0.0", BUILT_NAMES),
+        frozenset({"static:introspection"}),
+    ),
+    Attack(
+        "doctest_linecache",
+        "read the hidden tests",
+        "release",
+        _stub("_from_cache()", DOCTEST_LINECACHE),
+        frozenset({"static:introspection", "static:dynamic_code"}),
+    ),
+    Attack(
+        "pickled_answer",
+        "win comparisons without work",
+        "release",
+        _stub("_zero", PICKLED),
+        frozenset({"static:dynamic_code"}),
+    ),
+    Attack(
+        "attrgetter_frame",
+        "read the hidden tests",
+        "release",
+        _stub("_from_caller()", ATTRGETTER_FRAME),
+        frozenset({"static:introspection"}),
+    ),
+    Attack(
+        "aliased_float_base",
+        "win comparisons without work",
+        "release",
+        _stub("Anything(0.0)", ALIASED_FLOAT),
+        frozenset({"static:subclass"}),
+    ),
+    Attack(
+        "scripts_for_the_instructor",
+        "run code in the instructor's browser",
+        "solved",
+        _scripts_for_the_instructor,
+        frozenset({"static:active_content", "active-content"}),
+    ),
 ]
 """Every attack of the corpus, in the order the table lists them."""
 
