@@ -77,7 +77,7 @@ _SCRIPT_URL = re.compile(r"(javascript|vbscript|livescript):")
 _INVISIBLE = re.compile(r"[\s\x00-\x1f]+")
 # A second look at the raw text, for what a browser reads differently from Python's parser.
 _RAW_ACTIVE = re.compile(
-    rf"<\s*/?\s*({'|'.join(sorted(_ACTIVE_TAGS))})\b|<[^>]*[\s/\"']on[a-z]+\s*=|srcdoc\s*=",
+    rf"<\s*/?\s*({'|'.join(sorted(_ACTIVE_TAGS))})\b|<[^>]*[\s/\"']on[a-z]+\s*=|<[^>]*\bsrcdoc\s*=",
     re.IGNORECASE,
 )
 
