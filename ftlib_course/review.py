@@ -9,11 +9,17 @@ Two nbgrader preprocessors, run by the trusted grading process (never in the ker
   the submission carries. It puts deleted locked cells back where they belong (test cells and
   setup cells alike; nbgrader's own `add_missing_cells` restores test cells only), strips the
   ids nbgrader would otherwise fail on, and drops the records, which only the grader writes.
-- `FlagForReview` runs after `SaveAutoGrades`. It adds the static scan of `ftlib_course.tamper`
-  and the grading kernel's runtime record (`nb.metadata["ftlib_grading"]`: evidence, kernel
-  death, truncated output) to those notes. A flagged submission gets, in the gradebook,
-  `needs_manual_grade` on every test cell, the formgrader's flag, and the reasons as the
-  automatic comment of every answer cell (the formgrader shows them beside the answers).
+  Cells over `CELL_LIMIT` characters, and those past `NOTEBOOK_LIMIT` in all, are cut with a
+  note (`oversized`): every page that shows the submission would carry them.
+- `FlagForReview` runs after `SaveAutoGrades`. It adds the static scan of `ftlib_course.tamper`,
+  the grading kernel's runtime record (`nb.metadata["ftlib_grading"]`: evidence, kernel
+  death, truncated output), the active content `ftlib_course.inert.MakeInert` removed
+  (`active-content`) and outputs that quote a line of a hidden test outside its own cell
+  (`hidden-test-quoted`) to those notes. A review that fails for any reason (`review-failed`)
+  holds the work: a score must never stand because its review could not run. A flagged
+  submission gets, in the gradebook, `needs_manual_grade` on every test cell, the formgrader's
+  flag, and the reasons as the automatic comment of every answer cell (the formgrader shows
+  them beside the answers; their text is escaped, for the feedback page renders it).
   Tampering (a static finding other than a path, or runtime evidence) also *holds* the score:
   every test cell's automatic score is set to 0 and the withheld scores are written in the
   comment. The instructor accepts the work by entering manual scores and removing the flag;
