@@ -52,6 +52,8 @@ CELL_LIMIT = 1_000_000
 """Characters of source (attachments included) a submitted cell may hold; the rest is cut."""
 NOTEBOOK_LIMIT = 5_000_000
 """Characters of source a whole submission may hold; cells past it are cut."""
+CELL_COUNT_LIMIT = 1_000
+"""Cells of its own (no nbgrader id) a submission may add; the others are dropped."""
 
 
 @dataclass(frozen=True)
@@ -222,8 +224,14 @@ class CheckSubmission(NbGraderPreprocessor):
 
 def _cut_oversized(nb: NotebookNode) -> list[str]:
     """Cut cells past `CELL_LIMIT`, and the notebook past `NOTEBOOK_LIMIT`, with a note in each
-    cut cell: a huge cell would make every page that shows the submission huge."""
+    cut cell, and drop added cells past `CELL_COUNT_LIMIT`: a huge cell, or a million small
+    ones, would make every page that shows the submission huge."""
     cut, budget = [], NOTEBOOK_LIMIT
+    extra = [i for i, cell in enumerate(nb.cells) if _grade_id(cell) is None][CELL_COUNT_LIMIT:]
+    if extra:
+        dropped = set(extra)
+        nb.cells = [cell for i, cell in enumerate(nb.cells) if i not in dropped]
+        cut.append(f"{len(extra):,} cells past the first {CELL_COUNT_LIMIT:,} of the student's own")
     for index, cell in enumerate(nb.cells):
         size = len(cell.source) + sum(
             len(str(part)) for part in cell.get("attachments", {}).values()
@@ -249,7 +257,7 @@ _SUBMISSION_FLAGS = {
     "duplicated": "copies of cells with the same id (graded as plain cells): {}",
     "code_before_setup": "code added before the lesson's first locked cell: {}",
     "forged": "grading records in the submission, replaced by the grader's: {}",
-    "oversized": "cell(s) too large, cut in the graded copy: {}",
+    "oversized": "more than a submission may hold, cut in the graded copy: {}",
 }
 
 

@@ -27,7 +27,7 @@ from ftlib_course.config import ROOT, course_config
 from ftlib_course.feedback import write_feedback
 from ftlib_course.hidden_tests import HIDDEN_LINE
 from ftlib_course.inert import active_parts, markdown2html_mistune, markdown_active_parts
-from ftlib_course.review import CELL_LIMIT, FlagForReview
+from ftlib_course.review import CELL_COUNT_LIMIT, CELL_LIMIT, FlagForReview
 from ftlib_course.sandbox import sandbox_problem
 
 LESSON = "00_probe"
@@ -177,6 +177,7 @@ def graded_class(tmp_path_factory):
     }
     submissions["active"].cells.append(new_markdown_cell(ACTIVE_MARKDOWN))
     submissions["huge"].cells.append(new_markdown_cell("x" * 3_000_000))
+    submissions["huge"].cells += [new_markdown_cell("more") for _ in range(CELL_COUNT_LIMIT + 10)]
     for student, notebook in submissions.items():
         _hand_in(course, student, notebook)
     _hand_in(course, "renamed", release, name="my_work")
@@ -306,6 +307,8 @@ def test_active_content_is_held_and_made_inert_in_the_graded_copy(graded_class):
     data = [output.get("data", {}) for cell in graded.cells for output in cell.get("outputs", [])]
     assert data and not [item for item in data if "application/javascript" in item]
     assert not [item for item in data if active_parts(str(item.get("text/html", "")))]
+    (comment,) = _grades(root, "active")["comments"]
+    assert "&lt;script&gt;" in comment and "<script" not in comment, "the feedback renders it"
 
 
 def test_a_scan_that_cannot_read_a_cell_holds_the_score(graded_class):
@@ -346,6 +349,8 @@ def test_a_huge_cell_is_cut_flagged_and_its_feedback_stays_small(graded_class):
     assert outcome.score == 1 and not outcome.held and _kinds(outcome) == {"oversized"}
     (cut,) = [cell for cell in _autograded(root, "huge").cells if cell.source.startswith("xxx")]
     assert len(cut.source) < CELL_LIMIT + 300 and "characters cut to" in cut.source
+    (flag,) = outcome.flags
+    assert f"11 cells past the first {CELL_COUNT_LIMIT:,}" in flag.detail, "1,010 and the huge one"
     assert len(_reviewed(root, "huge")) < CELL_LIMIT + 500_000
 
 
