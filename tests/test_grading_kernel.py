@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -20,6 +23,7 @@ from grading_course import (
     needs_sandbox,
     read_only_cell,
 )
+from nbgrader.utils import determine_grade
 
 from ftlib_course.config import ROOT
 from ftlib_course.notebooks import SOLUTION, lesson_names
@@ -110,6 +114,53 @@ def test_a_cell_past_its_timeout_is_interrupted_and_grading_goes_on(tmp_path):
     assert graded.grading["kernel_death"] is None
     assert graded.notebook.cells[3].outputs[-1].ename in {"KeyboardInterrupt", "CellTimeoutError"}
     assert graded.notebook.cells[4].outputs[-1].ename == "NameError"  # `second` never set
+
+
+UNINTERRUPTIBLE = (
+    "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
+    "    except KeyboardInterrupt:\n        pass"
+)
+FAKE_REPLY = (
+    "kernel = get_ipython().kernel\n"
+    "content = {'status': 'ok', 'execution_count': 1, 'user_expressions': {}, 'payload': []}\n"
+    "kernel.session.send(kernel.shell_stream, 'execute_reply', content, kernel.get_parent(),"
+    " ident=kernel._shell_parent_ident.get())\n"
+)
+
+
+@pytest.mark.parametrize("hang", ["loop", "fake-reply"])
+def test_a_notebook_past_its_time_limit_is_stopped_and_keeps_earlier_credit(tmp_path, hang):
+    needs_sandbox()
+    course = GradingCourse(tmp_path, TWO_EXERCISES, notebook_timeout=6)
+    code = UNINTERRUPTIBLE if hang == "loop" else FAKE_REPLY + UNINTERRUPTIBLE
+    graded = course.grade(f"hangs-{hang}", course.submission("first = 1", code))
+    death = graded.grading["kernel_death"]
+    assert "ran past the notebook's time limit of 6 s" in death["reason"]
+    assert death["cell"] in {3, 4}  # the fake reply moves the grader on to the next cell
+    assert graded.scores == {"test_first": 1, "test_second": 0}
+    assert graded.notebook.cells[4].outputs[-1].ename == "KernelDied"
+
+
+def test_a_fork_server_starts_from_a_virtual_environment_reached_through_a_link(tmp_path):
+    needs_sandbox()
+    link = tmp_path / "venv-link"
+    link.symlink_to(Path(sys.prefix).resolve(), target_is_directory=True)
+    start = (
+        "from ftlib_course.sandbox.forkserver import ForkServer\n"
+        "server = ForkServer()\nprint(server.info['ready'])\nserver.close()"
+    )
+    started = subprocess.run(
+        [str(link / "bin" / "python"), "-c", start], capture_output=True, text=True, timeout=300
+    )
+    assert started.returncode == 0, started.stderr[-3000:]
+    assert started.stdout.strip() == "True"
+
+
+def test_a_fork_server_that_fails_to_start_says_why(monkeypatch):
+    needs_sandbox()
+    monkeypatch.setattr(forkserver, "_SERVER_MODULE", "ftlib_course.sandbox.no_such_server")
+    with pytest.raises(forkserver.SandboxError, match="No module named"):
+        forkserver.ForkServer()
 
 
 SKIPPED_LESSON = lesson(
@@ -254,6 +305,193 @@ def test_each_kind_of_tampering_is_recorded(course: GradingCourse, case: str):
     assert expected <= graded.evidence_kinds, graded.grading["evidence"]
     cells = {item["cell"] for item in graded.grading["evidence"] if item["kind"] == kind}
     assert cells <= {1, None}, f"evidence placed in other cells: {graded.grading['evidence']}"
+
+
+QUIET = """
+def quiet(kind, content):
+    # Drop error messages; make a failed execution's reply say it went well.
+    if kind == "error":
+        return None
+    if kind == "execute_reply" and content.get("status") == "error":
+        return {"status": "ok", "execution_count": 0, "user_expressions": {}, "payload": []}
+    return content
+"""
+SUPPRESSED_ERRORS = {
+    # Ways to keep a failing test cell's error from reaching the grader.
+    "session.send": QUIET
+    + (
+        "import sys\nsession = sys.stdout.session\nsend = session.send\n"
+        "def patched(stream, kind, content=None, *args, **kwargs):\n"
+        "    content = quiet(kind, content)\n"
+        "    return None if content is None else send(stream, kind, content, *args, **kwargs)\n"
+        "session.send = patched"
+    ),
+    "Session class": QUIET
+    + (
+        "from jupyter_client.session import Session\nsend = Session.send\n"
+        "def patched(self, stream, kind, content=None, *args, **kwargs):\n"
+        "    content = quiet(kind, content)\n"
+        "    if content is not None:\n"
+        "        return send(self, stream, kind, content, *args, **kwargs)\n"
+        "Session.send = patched"
+    ),
+    "serialize": QUIET
+    + (
+        "import sys\nsession = sys.stdout.session\nserialize = session.serialize\n"
+        "def patched(msg, ident=None):\n"
+        "    content = quiet(msg['msg_type'], msg['content'])\n"
+        "    lost = {'parent_header': {}} if content is None else {'content': content}\n"
+        "    return serialize({**msg, **lost}, ident)\n"
+        "session.serialize = patched"
+    ),
+}
+WITHOUT_OUTCOMES = {
+    # The same, with the guard's callback taken away or emptied as well.
+    "callback removed": "get_ipython().events.callbacks['post_run_cell'].clear()",
+    "callback emptied": (
+        "import functools\nfor callback in get_ipython().events.callbacks['post_run_cell']:\n"
+        "    if isinstance(callback, functools.partial):\n"
+        "        callback.__setstate__((id, (), {}, None))"
+    ),
+}
+
+
+@pytest.mark.parametrize("route", [*SUPPRESSED_ERRORS, *WITHOUT_OUTCOMES])
+def test_a_failing_test_cell_whose_error_is_suppressed_still_fails_and_is_flagged(
+    course: GradingCourse, route: str
+):
+    code = SUPPRESSED_ERRORS.get(route) or (
+        f"{WITHOUT_OUTCOMES[route]}\n{SUPPRESSED_ERRORS['session.send']}"
+    )
+    graded = course.grade(
+        re.sub(r"\W+", "-", route), course.submission(f"{code}\nfirst = 0", "second = 0")
+    )
+    assert graded.scores == {"test_first": 0, "test_second": 0}
+    kind = "output-suppressed" if route in SUPPRESSED_ERRORS else "outcome-missing"
+    cells = {item["cell"] for item in graded.grading["evidence"] if item["kind"] == kind}
+    assert cells == {2, 4}, graded.grading["evidence"]
+
+
+CALLED_ANSWER = lesson(
+    read_only_cell("from ftlib_course.checks import check", "setup"),
+    answer_cell("### BEGIN SOLUTION\ndef answer():\n    return 1\n### END SOLUTION", "answer"),
+    graded_cell('expected = 31415.0\ncheck.equal(answer(), 1, "answer")', "test_answer"),
+    answer_cell("### BEGIN SOLUTION\npass\n### END SOLUTION", "notes"),
+)
+"""A test cell that calls the answer: what the answer can see of it, and of it later."""
+
+
+@pytest.fixture(scope="module")
+def called(tmp_path_factory) -> GradingCourse:
+    needs_sandbox()
+    return GradingCourse(tmp_path_factory.mktemp("called"), CALLED_ANSWER)
+
+
+PEEK = """
+import glob, linecache, os
+def peek():
+    shell = get_ipython()
+    texts = [*In, *_ih, _i, _ii, _iii, *shell.history_manager.input_hist_raw]
+    texts += [str(entry) for entry in shell.history_manager.db_input_cache]
+    texts += ["".join(entry[2]) for entry in list(linecache.cache.values())]
+    texts.append(str(shell.kernel.get_parent()))
+    if shell.displayhook.exec_result is not None:
+        texts.append(str(shell.displayhook.exec_result.info))
+    for path in glob.glob(os.path.expanduser("~/**/*.sqlite"), recursive=True):
+        texts.append(open(path, "rb").read().decode(errors="replace"))
+    return "\\n".join(text for text in texts if isinstance(text, str))
+"""
+
+
+def test_cell_code_cannot_read_the_text_of_a_test_cell(called: GradingCourse):
+    answer = f"{PEEK}\ndef answer():\n    global seen\n    seen = peek()\n    return 1"
+    graded = called.grade("peeker", called.submission(answer, "print(seen)\nprint(peek())"))
+    assert graded.scores == {"test_answer": 1}
+    assert "check.equal(answer(), 1" in graded.notebook.cells[2].source
+    printed = graded.text(3)
+    assert "print(peek())" not in printed and "def peek" not in printed  # nor its own
+    assert "31415" not in printed and "check.equal" not in printed, printed
+
+
+FRAME_READS = {
+    # Ways an answer reaches the frame of the test cell that calls it.
+    "sys._getframe": "sys._getframe(1).f_code",
+    "logging.currentframe": "logging.currentframe().f_back.f_code",
+    "operator.methodcaller": 'operator.methodcaller("_getframe", 1)(sys)',
+    "pydoc.locate": 'pydoc.locate("sys._getframe")(1)',
+    "a traceback": "error.__traceback__.tb_frame.f_back.f_code",
+    "inspect.stack": "inspect.stack()",
+}
+FRAME_READER = """
+import inspect, logging, operator, pydoc, sys
+def answer():
+    try:
+        raise ValueError
+    except ValueError as error:
+        {read}
+    return 1
+"""
+
+
+@pytest.mark.parametrize("route", FRAME_READS)
+def test_reading_the_calling_test_cells_frame_is_recorded(called: GradingCourse, route: str):
+    code = FRAME_READER.format(read=FRAME_READS[route])
+    graded = called.grade(re.sub(r"\W+", "-", route), called.submission(code, "pass"))
+    assert "frame-inspection" in graded.evidence_kinds, graded.grading["evidence"]
+
+
+def test_reading_an_earlier_cells_frame_from_its_traceback_is_recorded(course: GradingCourse):
+    walk = (
+        "import sys\ntb = sys.last_traceback\nwhile tb is not None:\n"
+        "    tb.tb_frame.f_code\n    tb = tb.tb_next\nsecond = 2"
+    )
+    graded = course.grade("last-traceback", course.submission("first = 0", walk))
+    assert "frame-inspection" in graded.evidence_kinds, graded.grading["evidence"]
+
+
+HONEST_FRAMES = """
+import collections, enum, inspect, logging, traceback, typing, warnings
+Point = collections.namedtuple("Point", "x y")
+T = typing.TypeVar("T")
+class Box(typing.NamedTuple):
+    value: int
+def helper():
+    return 1 / 0
+def answer():
+    Color = enum.Enum("Color", "RED GREEN")
+    logging.getLogger("lesson").warning("computing the answer")
+    warnings.warn("a slow path")
+    try:
+        helper()
+    except ZeroDivisionError:
+        traceback.print_exc()
+    own = inspect.currentframe().f_code.co_name
+    pair = collections.namedtuple("Pair", "a b")(1, 2)
+    return Box(Point(pair.a, Color.RED.value).x).value if own == "answer" else 0
+"""
+
+
+def test_honest_uses_of_frames_and_warnings_are_not_recorded_and_lose_nothing(
+    called: GradingCourse,
+):
+    graded = called.grade("honest-frames", called.submission(HONEST_FRAMES, "pass"))
+    assert graded.grading["evidence"] == []
+    assert graded.scores == {"test_answer": 1}
+    streams = [out for out in graded.notebook.cells[2].outputs if out.output_type == "stream"]
+    assert {out.name for out in streams} == {"stdout"}  # stderr would have cost the points
+    assert "a slow path" in graded.text(2) and "ZeroDivisionError" in graded.text(2)
+
+
+def test_validate_shows_a_graded_cells_warnings_as_output_and_keeps_the_points():
+    notebook = nbformat.from_dict(CALLED_ANSWER)
+    notebook.cells[
+        1
+    ].source = "import warnings\ndef answer():\n    warnings.warn('slow')\n    return 1"
+    executed, _ = GradingExecute(kernel_name="python3").preprocess(notebook, {})
+    streams = [out for out in executed.cells[2].outputs if out.output_type == "stream"]
+    assert [out.name for out in streams] == ["stdout"]
+    assert "UserWarning: slow" in streams[0].text
+    assert determine_grade(executed.cells[2])[0] == 1
 
 
 def test_an_honest_submission_leaves_no_evidence(course: GradingCourse):

@@ -25,9 +25,16 @@ kernel as a whole). The kinds:
   math, builtins, IPython, ipykernel or ftlib_course, or attributes were added to or removed
   from one of the classes above.
 - trace-hook: `sys.settrace`/`sys.setprofile` from cell code, or a trace function left set.
+- output-suppressed: the kernel reports that a locked cell raised, but no error output came
+  (the message or the reply was dropped or rewritten); the cell gets an error output, so it
+  scores 0. outcome-missing: the kernel never reported how a locked cell it ran ended (the
+  guard's callback was removed or emptied); the cell fails too.
 - ctypes: cell code used ctypes. gc-inspection: cell code called `gc.get_objects`,
   `get_referrers` or `get_referents`. frame-inspection: cell code read other threads' frames
-  (`sys._current_frames`). audit-hook: another audit hook was added.
+  (`sys._current_frames`), or obtained or read (`sys._getframe`, `f_code`, `tb_frame`,
+  `gi_frame`, ...) the frame of a caller of the innermost cell frame (the test cell running the
+  answer) or the top level of an earlier cell (through a kept traceback).
+  audit-hook: another audit hook was added.
 - outside-file: cell code opened or listed a path (`str`, `bytes`, a directory entry or a
   pathlib path) outside the scratch folder, /tmp and the read-only roots.
 - integrity-check-missing: the checks never started, or the closing check, sent with a nonce
@@ -163,6 +170,12 @@ class EvidenceChannel:
         self.problems.append({"kind": kind, "detail": detail, "cell": self.cell})
 
 
+SUPPRESSED = "the kernel reports that this cell raised an error, but no error output arrived"
+UNREPORTED = "the kernel never reported how this cell ended"
+FAILING_KINDS = {"output-suppressed": SUPPRESSED, "outcome-missing": UNREPORTED}
+"""Evidence kinds that also fail their cell: nothing shows that it passed."""
+
+
 def findings(
     channel: EvidenceChannel,
     locked_cells: dict[int, tuple[str, bool]],
@@ -174,16 +187,22 @@ def findings(
 
     Args:
         channel: the drained channel of its kernel.
-        locked_cells: index -> (source, whether it raised) of every locked code cell that was
-            sent to the kernel.
+        locked_cells: index -> (source, whether it has an error output) of every locked code
+            cell that was sent to the kernel and ran to its end.
         nonce: the closing probe's nonce, or None if no probe was sent (the kernel had died).
         closed_early: whether the channel was closed when the kernel answered the probe.
     """
     items: list[dict] = list(channel.problems)
     compiled = _compiled(channel.records)
-    for index, (source, failed) in locked_cells.items():
-        executions = compiled.get(cell_file_name(source), [])
-        problem = _compare(source, executions, failed=failed)
+    outcomes = _outcomes(channel.records)
+    for index, (source, shown) in locked_cells.items():
+        name = cell_file_name(source)
+        outcome = outcomes.get((index, name))
+        if outcome == "raised" and not shown:
+            items.append({"kind": "output-suppressed", "detail": SUPPRESSED, "cell": index})
+        elif outcome is None:
+            items.append({"kind": "outcome-missing", "detail": UNREPORTED, "cell": index})
+        problem = _compare(source, compiled.get(name, []), failed=shown or outcome != "ok")
         if problem:
             items.append({"kind": "test-cell-altered", "detail": problem, "cell": index})
     for record in channel.records:
@@ -210,6 +229,16 @@ def _item(record: Record, cell: int | None) -> dict:
 
 def _whole(kind: str, detail: str) -> dict:
     return {"kind": kind, "detail": detail, "cell": None}
+
+
+def _outcomes(records: list[Record]) -> dict[tuple[int | None, str], str]:
+    """(cell index, cell name) -> "raised" if the kernel said the cell raised, else "ok"."""
+    outcomes: dict[tuple[int | None, str], str] = {}
+    for record in records:
+        if record.type == "outcome":
+            key = (record.cell, record.kind)
+            outcomes[key] = "raised" if "raised" in (record.detail, outcomes.get(key)) else "ok"
+    return outcomes
 
 
 @dataclass

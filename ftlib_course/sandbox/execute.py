@@ -1,11 +1,13 @@
 """nbgrader's Execute preprocessor, made safe for grading a class.
 
 `GradingExecute` (the learner's Validate uses it): skips the trusted `grading-skip` cells, caps
-each cell's output, and survives a kernel death: the cells before it keep their outputs (and so
-their credit), the dying cell and those after it get an error output, so they score 0 and the
-notebook is still saved and graded. `SandboxedExecute` (autograding) adds the sandboxed kernel,
-or with `sandbox = False` a local one, and the runtime tamper evidence. Each records what
-happened in the notebook's metadata, `nb.metadata["ftlib_grading"]`:
+each cell's output, shows a graded cell's stderr as stdout (so a warning costs nothing), stops a
+notebook at its deadline (`notebook_timeout`, enforced from outside by killing the kernel), and
+survives a kernel death: the cells before it keep their outputs (and so their credit), the dying
+cell and those after it get an error output, so they score 0 and the notebook is still saved and
+graded. `SandboxedExecute` (autograding) adds the sandboxed kernel, or with `sandbox = False` a
+local one, and the runtime tamper evidence. Each records what happened in the notebook's
+metadata, `nb.metadata["ftlib_grading"]`:
 
     {
         "mode": "sandbox" | "no-sandbox" | "unguarded",  # unguarded: no evidence gathered
@@ -22,8 +24,10 @@ evidence of tampering. Cell indices count every cell of the notebook, from 0.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
+import threading
 from pathlib import Path
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -37,7 +41,7 @@ from traitlets import Bool, Integer
 from ftlib_course.sandbox import layout
 from ftlib_course.sandbox.availability import sandbox_problem
 from ftlib_course.sandbox.digests import CLOSING_MARK
-from ftlib_course.sandbox.evidence import EvidenceChannel, findings
+from ftlib_course.sandbox.evidence import FAILING_KINDS, EvidenceChannel, findings
 from ftlib_course.sandbox.forkserver import SandboxError, shared_fork_server
 from ftlib_course.sandbox.limits import Limits, describe
 from ftlib_course.sandbox.manager import (
@@ -45,7 +49,7 @@ from ftlib_course.sandbox.manager import (
     GuardedKernelManager,
     SandboxKernelManager,
 )
-from ftlib_course.sandbox.outputs import OUTPUT_LIMIT, CellOutputBudget
+from ftlib_course.sandbox.outputs import OUTPUT_LIMIT, CellOutputBudget, stderr_as_stdout
 from ftlib_course.sandbox.skipping import (
     should_skip,
     skippable_cells,
@@ -63,10 +67,15 @@ class GradingExecute(Execute):
 
     The trusted cells are the notebook's own `grading-skip` cells: right for a learner checking
     their own work, where nothing is at stake. `SandboxedExecute` trusts only the course's
-    source notebook.
+    source notebook. A notebook that runs past `notebook_timeout` has its kernel stopped, as a
+    kernel death. A graded cell's stderr shows as stdout: nbgrader would score any stderr 0,
+    and an honest answer may warn; only errors decide.
     """
 
     output_limit = Integer(OUTPUT_LIMIT, help="bytes of output kept per cell").tag(config=True)
+    notebook_timeout = Integer(
+        300, help="seconds a whole notebook may run; then its kernel is stopped"
+    ).tag(config=True)
 
     mode = "unguarded"
 
@@ -93,14 +102,16 @@ class GradingExecute(Execute):
         }
         trusted = self.trusted_skips(nb, self.resources)
         self.prepare(nb, self.resources)
+        self._past_deadline = False
         try:
             with self.setup_kernel():
-                assert self.kc is not None
-                info = self.wait_for_reply(self.kc.kernel_info())
-                assert info is not None
-                self.nb.metadata["language_info"] = info["content"]["language_info"]
-                self._run_cells(trusted)
-                self.before_shutdown()
+                watchdog = threading.Timer(self.notebook_timeout, self._stop_at_deadline)
+                watchdog.daemon = True
+                watchdog.start()
+                try:
+                    self._run_notebook(trusted)
+                finally:
+                    watchdog.cancel()
             self.set_widgets_metadata()
         finally:
             self.after_shutdown()
@@ -126,6 +137,25 @@ class GradingExecute(Execute):
         """Called once the kernel is gone, even after an error."""
 
     # The cell loop.
+
+    def _run_notebook(self, trusted: dict[str, str]) -> None:
+        assert self.kc is not None
+        try:
+            info = self.wait_for_reply(self.kc.kernel_info())
+        except (DeadKernelError, CellTimeoutError):
+            info = None  # the cells then report the death
+        if info is not None:
+            self.nb.metadata["language_info"] = info["content"]["language_info"]
+        self._run_cells(trusted)
+        self.before_shutdown()
+
+    def _stop_at_deadline(self) -> None:
+        """Kill the kernel (from the watchdog's thread): nbclient then sees it dead."""
+        self._past_deadline = True
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is not None:
+            with contextlib.suppress(OSError):
+                process.kill()
 
     def _run_cells(self, trusted: dict[str, str]) -> None:
         for index, cell in enumerate(self.nb.cells):
@@ -160,10 +190,13 @@ class GradingExecute(Execute):
 
     def _record_death(self, index: int, cell: NotebookNode, message: str) -> None:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        reason = exit_reason(process)
+        if self._past_deadline:
+            reason = f"it ran past the notebook's time limit of {self.notebook_timeout} s"
         self.summary["kernel_death"] = {
             "cell": index,
             "grade_id": cell.metadata.get("nbgrader", {}).get("grade_id"),
-            "reason": exit_reason(process),
+            "reason": reason,
         }
         _fail(cell, message)
 
@@ -174,6 +207,8 @@ class GradingExecute(Execute):
             kept = self._budget.admit(outs[-1])
             if kept is None:
                 outs.pop()
+            elif self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade"):
+                outs[-1] = stderr_as_stdout(kept)
             else:
                 outs[-1] = kept
         return out
@@ -261,7 +296,7 @@ class SandboxedExecute(GradingExecute):
             self.wait_for_reply(
                 self.kc.execute(f"pass  # {CLOSING_MARK} {nonce}", silent=True, store_history=False)
             )
-        except DeadKernelError:
+        except (DeadKernelError, CellTimeoutError):
             return
         self._channel.drain()
         self._nonce = nonce
@@ -282,6 +317,9 @@ class SandboxedExecute(GradingExecute):
             nonce=self._nonce,
             closed_early=self._closed_early,
         )
+        for item in self.summary["evidence"]:
+            if item["kind"] in FAILING_KINDS:
+                _fail(self.nb.cells[item["cell"]], FAILING_KINDS[item["kind"]], "NotReported")
         channel.close()
 
     def _course_path(self, step: str, resources: dict) -> Path:
@@ -320,12 +358,12 @@ def exit_reason(process) -> str:
     return f"it ended by {name}" + (f" ({causes[name]})" if name in causes else "")
 
 
-def _fail(cell: NotebookNode, message: str) -> None:
+def _fail(cell: NotebookNode, message: str, name: str | None = None) -> None:
     cell.outputs.append(
         from_dict(
             {
                 "output_type": "error",
-                "ename": "KernelDied" if "died" in message else "OutputLost",
+                "ename": name or ("KernelDied" if "died" in message else "OutputLost"),
                 "evalue": message,
                 "traceback": [message],
             }

@@ -19,7 +19,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ START_TIMEOUT = 180.0
 
 _RUNTIME_PREFIX = "ftlib-sandbox-"
 _OWNER_FILE = "owner.pid"
+_SERVER_MODULE = "ftlib_course.sandbox.zygote"
 
 
 class SandboxError(RuntimeError):
@@ -45,12 +45,12 @@ class ForkServer:
     def __init__(self) -> None:
         self.owner = os.getpid()
         _remove_stale_runtimes()
-        self.runtime = Path(tempfile.mkdtemp(prefix=_RUNTIME_PREFIX))
+        self.runtime = Path(tempfile.mkdtemp(prefix=_RUNTIME_PREFIX)).resolve()
         (self.runtime / "jobs").mkdir()
         (self.runtime / _OWNER_FILE).write_text(str(self.owner))
         self._ids = itertools.count(1)
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the server runs
-        program = [sys.executable, "-m", "ftlib_course.sandbox.zygote", str(self.runtime)]
+        program = [str(layout.python_executable()), "-m", _SERVER_MODULE, str(self.runtime)]
         command = layout.bubblewrap_command(self.runtime, program, layout.server_environment())
         started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -64,8 +64,10 @@ class ForkServer:
         ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
         line = self.process.stdout.readline() if ready else b""
         if not line:
+            self._stop()
+            tail = self.log_tail()  # before `close` closes the log
             self.close()
-            raise SandboxError(f"the grading sandbox did not start:\n{self.log_tail()}")
+            raise SandboxError(f"the grading sandbox did not start:\n{tail}")
         return json.loads(line)
 
     def log_tail(self, size: int = 3000) -> str:
@@ -140,14 +142,17 @@ class ForkServer:
         """
         if os.getpid() != self.owner:
             return
+        self._stop()
+        self._log.close()
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
+    def _stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+        self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
-        self._log.close()
-        shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 def _remove_stale_runtimes() -> None:

@@ -15,8 +15,18 @@ evidence channel, a socket whose other end only the grading process holds:
   functions of the libraries the tests use, tracing and profiling hooks, ctypes, the garbage
   collector's object lists, other threads' frames, other audit hooks, opening or listing paths
   outside the scratch folder and the read-only roots.
+- ("outcome", cell, "raised" | "ok") when a cell the grader sent has run, from IPython's
+  `post_run_cell` event, so that the grader knows which test cells failed even when their
+  error message never reaches it. The callbacks are registered before the snapshot (removing
+  them is evidence) and only raise an audit event: the hook does the work.
 - ("ready", "", "") once installed and ("end", nonce, "") when the grader's closing probe, which
   carries a nonce only the grader knows, is compiled.
+
+Cell code must not read a test cell's text (its hidden checks, its expected values): once a cell
+starts, the guard empties its text in the execution info and the request the kernel answers, and
+once it is compiled, the input history, the `_i*` names and its `linecache` entry (so tracebacks
+of graded cells show no source lines). The kernel keeps no history file. Reading the frame of a
+calling test cell, or of an earlier cell, is reported as frame-inspection.
 
 Every record carries a sequence number and an HMAC under a key that lives only in this module's
 closures, and the module is removed from `sys.modules` once installed. Code in the kernel could
@@ -29,8 +39,9 @@ reads paths only of exact types (`str`, `bytes`, directory entries, pathlib path
 slots) and syntax trees only of the `ast` module's classes, and checks the snapshot before it
 reads anything else.
 
-Not caught here: changes made and undone within one cell (no snapshot sees them), and names
-rebound inside an answer's own module. The static scan of the submission
+Not caught here: changes made and undone within one cell (no snapshot sees them), names rebound
+inside an answer's own module, and walking from one's own frame to older ones through `f_back`
+and reading their `f_locals` (Python audits neither). The static scan of the submission
 (`ftlib_course.tamper`) looks for those in the source.
 """
 
@@ -39,13 +50,17 @@ from __future__ import annotations
 import _hashlib
 import _thread
 import ast
+import contextvars
+import functools
 import os
 import stat
 import sys
 import types
 
-from ftlib_course.sandbox.digests import CLOSING_MARK, tree_digest
-from ftlib_course.sandbox.snapshot import Snapshot
+from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
+
+from ftlib_course.sandbox.digests import CLOSING_MARK, cell_file_name, tree_digest
+from ftlib_course.sandbox.snapshot import Snapshot, member
 
 _MAX_RECORDS = 50_000
 _MAX_DETAIL = 300
@@ -59,6 +74,23 @@ _INSPECTION_EVENTS = {
     "gc.get_referents": "gc-inspection",
     "sys._current_frames": "frame-inspection",
 }
+# Raised by the guard's own IPython callbacks, through `sys.audit`, so that the hook (which no
+# cell code can reach) does the work: the callbacks themselves hold nothing worth stealing.
+_CELL_STARTS = "ftlib.grading.cell-starts"
+_CELL_ENDED = "ftlib.grading.cell-ended"
+_CELL_EVENTS = frozenset([_CELL_STARTS, _CELL_ENDED])
+# Reads Python audits that reach a frame: the attribute, and where the frame is (None: the object
+# is the frame; else the attribute of the object holding it).
+_FRAME_READS = {
+    "f_code": None,
+    "tb_frame": "tb_frame",
+    "gi_frame": "gi_frame",
+    "gi_code": "gi_frame",
+    "cr_frame": "cr_frame",
+    "cr_code": "cr_frame",
+    "ag_frame": "ag_frame",
+    "ag_code": "ag_frame",
+}
 _TRACE_EVENTS = frozenset(["sys.settrace", "sys.setprofile"])
 _CTYPES_EVENTS = frozenset(
     "ctypes.dlopen ctypes.dlsym ctypes.dlsym/handle ctypes.addressof ctypes.call_function "  # noqa: SIM905
@@ -67,7 +99,9 @@ _CTYPES_EVENTS = frozenset(
     "ctypes.set_errno".split()
 )
 _WATCHED_EVENTS = (
-    frozenset(["compile", "object.__setattr__", "sys.addaudithook"])
+    frozenset(["compile", "object.__setattr__", "object.__getattr__", "sys._getframe"])
+    | frozenset(["sys.addaudithook"])
+    | _CELL_EVENTS
     | _FILE_EVENTS
     | _INSPECTION_EVENTS.keys()
     | _TRACE_EVENTS
@@ -83,6 +117,30 @@ _write, _readlink, _lstat, _getcwd, _getpid = os.write, os.readlink, os.lstat, o
 _is_link, _hmac_digest, _function = stat.S_ISLNK, _hashlib.hmac_digest, types.FunctionType
 _tree_types = (ast.Module, ast.Interactive)
 _DirEntry = os.DirEntry
+_dict, _range, _len, _getattr = dict, range, len, getattr
+_audit, _partial, _list_clear = sys.audit, functools.partial, list.clear
+_Frame = types.FrameType
+_frame_holders = frozenset([types.TracebackType, types.GeneratorType, types.CoroutineType])
+_frame_holders |= {types.AsyncGeneratorType}
+_ExecutionInfo, _ExecutionResult = ExecutionInfo, ExecutionResult
+_ContextVar, _context_get = contextvars.ContextVar, contextvars.ContextVar.get
+
+
+def _frame_tool_files() -> frozenset[str]:
+    """The files whose frames read frames for the code that calls them: this module (the hook
+    runs right above cell code that reads a frame itself) and the standard library's tools."""
+    import bdb
+    import inspect
+    import logging
+    import pdb
+    import pydoc
+    import traceback
+
+    modules = (bdb, inspect, logging, pdb, pydoc, traceback)
+    return frozenset([_frame_tool_files.__code__.co_filename, *(m.__file__ for m in modules)])
+
+
+_FRAME_TOOL_FILES = _frame_tool_files()
 
 
 def _pathlib_text():
@@ -133,7 +191,14 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
 
     cell_folder = get_tmp_directory() + os.sep
     write = _record_writer(fd, key)
+    # Registered before the snapshot, so that removing them is itself evidence.
+    events = member(shell, "events")
+    events.register("pre_run_cell", _partial(_audit, _CELL_STARTS))
+    events.register("post_run_cell", _partial(_audit, _CELL_ENDED))
     snapshot = Snapshot(shell)
+    erase_sources = _source_eraser(shell)
+    erase_request = _request_eraser(member(shell, "kernel"))
+    running: dict = {"info": None, "cell": ""}  # the cell the grader sent, while it runs
     roots = _allowed_roots(allowed_roots)
     reported: set[tuple[str, str]] = set()
     parsed = {"cell": ""}  # the cell IPython parsed last
@@ -148,14 +213,76 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
         for kind, detail in snapshot.changes():
             report("state", kind, detail)
 
+    def in_cell(frame) -> bool:
+        return _str.startswith(frame.f_code.co_filename, cell_folder)
+
     def from_cell() -> bool:
         """Whether code of a notebook cell is on the stack (else: a library acting alone)."""
         frame = _getframe(1)
         while frame is not None:
-            if _str.startswith(frame.f_code.co_filename, cell_folder):
+            if in_cell(frame):
                 return True
             frame = frame.f_back
         return False
+
+    def hidden_frame(target) -> bool:
+        """Whether cell code reaching frame `target` reaches one it must not: a caller of the
+        innermost cell frame (the test cell that runs the answer) or the top level of a cell
+        that no longer runs (an earlier cell, through a kept traceback). Its own frame, and the
+        frames of what it calls, are its own business; so are frames a library reads for its
+        own purposes (torch records the stack where it defers work): only reads by cell code
+        itself or by the standard library's frame tools (`inspect`, `traceback`, ...) count."""
+        if _type(target) is not _Frame:
+            return False
+        frame, called, past_cell = _getframe(1), None, False
+        while frame is not None:
+            if frame is target:
+                return past_cell and called.f_code.co_filename in _FRAME_TOOL_FILES
+            if not past_cell and in_cell(frame):
+                past_cell = True
+            elif not past_cell:
+                called = frame  # at the end: the frame the innermost cell frame called
+            frame = frame.f_back
+        if not past_cell or called.f_code.co_filename not in _FRAME_TOOL_FILES:
+            return False
+        return in_cell(target) and target.f_code.co_name == "<module>"
+
+    def on_frame_read(event: str, args: tuple) -> None:
+        if event == "sys._getframe":
+            target, what = args[0], "sys._getframe"
+        else:
+            holder, name = args[0], args[1]
+            if _type(name) is not _str or name not in _FRAME_READS:
+                return
+            where = _FRAME_READS[name]
+            if where is not None and _type(holder) not in _frame_holders:
+                return
+            target, what = (holder if where is None else _getattr(holder, where)), name
+        if hidden_frame(target):
+            report("event", "frame-inspection", f"{what}: a frame of a calling or earlier cell")
+
+    def on_cell_event(event: str, argument) -> None:
+        # The guard's callbacks, from IPython's events; not when cell code runs a cell itself.
+        if from_cell():
+            return
+        if event == _CELL_STARTS:
+            if _type(argument) is not _ExecutionInfo:
+                return
+            fields = _vars(argument)
+            if _type(fields.get("raw_cell")) is _str:
+                running["info"], running["cell"] = argument, cell_file_name(fields["raw_cell"])
+                fields["raw_cell"] = fields["transformed_cell"] = ""
+                erase_request()
+            return
+        if _type(argument) is not _ExecutionResult:
+            return
+        fields = _vars(argument)
+        if running["info"] is None or fields.get("info") is not running["info"]:
+            return
+        raised = fields.get("error_before_exec") is not None
+        raised = raised or fields.get("error_in_exec") is not None
+        running["info"] = None
+        write("outcome", running["cell"], "raised" if raised else "ok")
 
     def on_compile(source, filename) -> None:
         if _type(source) in _tree_types:
@@ -179,6 +306,7 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
             return
         parsed["cell"] = filename[len(cell_folder) :]
         write("parse", parsed["cell"], tree_digest(_compile(source, filename, "exec", _only_ast)))
+        erase_sources(filename)
 
     def on_file(path) -> None:
         text = _path_text(path)
@@ -209,10 +337,14 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
             busy.discard(thread)
 
     def dispatch(event: str, args: tuple) -> None:
-        if event == "compile":
+        if event == "object.__getattr__" or event == "sys._getframe":
+            on_frame_read(event, args)
+        elif event == "compile":
             on_compile(args[0], args[1])
         elif event == "object.__setattr__":
             on_setattr(args[0], args[1])
+        elif event in _CELL_EVENTS:
+            on_cell_event(event, args[0])
         elif event == "sys.addaudithook":
             report("event", "audit-hook", "another audit hook was added")
         elif not from_cell():
@@ -228,6 +360,60 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
 
     sys.addaudithook(hook)
     write("ready", "", "")
+
+
+def _source_eraser(shell):
+    """A function that empties every place IPython keeps a cell's text (its input history, the
+    `_i*` names, the pending history, `linecache`) once the cell is compiled, so that cell code
+    cannot read a test cell's text, neither while it runs nor later."""
+    import linecache
+
+    history = member(shell, "history_manager")
+    user_ns = member(shell, "_user_ns")
+    caches = (linecache.cache, _getattr(linecache, "_ipython_cache", None))
+
+    def erase(filename: str) -> None:
+        for name in ("input_hist_parsed", "input_hist_raw"):
+            entries = member(history, name)
+            if _type(entries) is _list:
+                for index in _range(_len(entries)):
+                    entries[index] = ""
+        pending = member(history, "db_input_cache")
+        if _type(pending) is _list:
+            _list_clear(pending)
+        traits = _vars(history).get("_trait_values")
+        for names in (traits, user_ns):
+            if _type(names) is _dict:
+                for name in _list(names):
+                    if _type(name) is _str and _is_input_name(name):
+                        names[name] = ""
+        for cache in caches:
+            if _type(cache) is _dict:
+                cache.pop(filename, None)
+
+    return erase
+
+
+def _request_eraser(kernel):
+    """A function that empties the code of the execute request the kernel is answering (which
+    `kernel.get_parent()` hands to anyone), once the cell has started."""
+    parent = member(kernel, "_shell_parent")
+
+    def erase() -> None:
+        if _type(parent) is not _ContextVar:
+            return
+        request = _context_get(parent, None)
+        content = request.get("content") if _type(request) is _dict else None
+        if _type(content) is _dict and "code" in content:
+            content["code"] = ""
+
+    return erase
+
+
+def _is_input_name(name: str) -> bool:
+    """`_i`, `_ii`, `_iii`, `_i00`, `_i1`, ...: the names IPython gives earlier inputs."""
+    rest = name[2:]
+    return name[:2] == "_i" and (rest in ("", "i", "ii") or rest.isdigit())
 
 
 def _record_writer(fd: int, key: bytes):

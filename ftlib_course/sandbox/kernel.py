@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
-    app.initialize(argv[2:])
+    # No history file: the guard empties the history in memory, a file would keep the cells.
+    app.initialize([*argv[2:], "--HistoryManager.enabled=False"])
     _enable_inline_figures()
     outputs.cap_kernel_messages(app.session, settings["output_limit"])
     _install_guard(app.shell, settings, key)

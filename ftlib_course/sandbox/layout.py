@@ -48,6 +48,14 @@ _PASSED_ON = (
 _INLINE_FIGURES = "module://matplotlib_inline.backend_inline"
 
 
+def python_executable() -> Path:
+    """This interpreter with the folders above it resolved, but not the file itself: a virtual
+    environment's `python` links to the base interpreter, which would not find the environment.
+    Where `.venv` is itself a link, only the resolved path exists inside the sandbox."""
+    executable = Path(sys.executable)
+    return Path(os.path.realpath(executable.parent)) / executable.name
+
+
 def python_roots() -> list[Path]:
     """The virtual environment, its base interpreter and the editable sources, deduplicated."""
     roots = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.base_exec_prefix)]
@@ -124,7 +132,7 @@ def kernel_environment() -> dict[str, str]:
 
 def _environment(*, home: str, tmp: str) -> dict[str, str]:
     env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{python_executable().parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
         "TMPDIR": tmp,
         "LANG": "C.UTF-8",

@@ -69,6 +69,17 @@ class CellOutputBudget:
         return from_dict({"output_type": "stream", "name": "stderr", "text": _note(self.limit)})
 
 
+def stderr_as_stdout(output: NotebookNode) -> NotebookNode:
+    """`output` with a stderr stream made stdout (text kept), else `output` as it is.
+
+    nbgrader scores a graded cell 0 for any stderr output, so a warning would cost an honest
+    answer its points; in graded cells only errors decide.
+    """
+    if output.get("output_type") == "stream" and output.get("name") == "stderr":
+        output.name = "stdout"
+    return output
+
+
 def cap_kernel_messages(session, limit: int = OUTPUT_LIMIT) -> None:
     """Make the kernel's `session` cut any output message larger than `limit` bytes."""
     serialize = session.serialize

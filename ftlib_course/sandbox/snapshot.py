@@ -2,10 +2,13 @@
 
 A `Snapshot` holds, for everything the test cells rely on, how to read it and what it was when
 the kernel started: IPython's transformer lists, event callbacks, the shell's and the kernel's
-execution methods, the display hook, trace and profile functions, every name of `builtins`, the
-functions of torch, torch.nn.functional, numpy, math and `ftlib_course.checks`, the attributes of
-`torch.Tensor`, `nn.Module`, `nn.Parameter` and of the test helper's class, the references the
-helper captured in its closures, the built-in names and `check` as the notebook sees them.
+execution methods, the display hook, the path an error message takes out (the session, its
+methods, the iopub socket and thread, the display publisher, `sys.stdout`/`stderr`), where
+IPython keeps cell texts (history lists, `linecache`), trace and profile functions, every name
+of `builtins`, the functions of torch, torch.nn.functional, numpy, math and
+`ftlib_course.checks`, the attributes of `torch.Tensor`, `nn.Module`, `nn.Parameter` and of the
+test helper's class, the references the helper captured in its closures, the built-in names and
+`check` as the notebook sees them.
 
 It runs inside the audit hook, while cell code may have rebound anything: so it never calls code
 of the objects it reads. Attributes are read from instance and class dictionaries (traitlets'
@@ -18,6 +21,7 @@ changed, `changes` reports it and reads nothing else.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import operator
 import sys
@@ -28,6 +32,7 @@ _map, _zip, _all = map, zip, all
 _Exception, _ValueError = Exception, ValueError
 _is = operator.is_
 _gettrace, _getprofile = sys.gettrace, sys.getprofile
+_partial = functools.partial
 _EMPTY = object()
 
 # Names IPython itself puts into builtins around each cell, or the display hook updates.
@@ -49,6 +54,15 @@ _SHELL_PARTS = (  # noqa: SIM905 - a list of words reads best as words
     "InteractiveTB SyntaxTB CustomTB custom_exceptions kernel events _user_ns"
 ).split()
 _KERNEL_METHODS = ("do_execute", "execute_request", "send_response", "_publish_execute_input")
+# What an error message travels through on its way out: the session that signs and sends it,
+# the iopub socket and thread, the display hook and publisher, the output streams.
+_KERNEL_PARTS = ("session", "iopub_socket", "iopub_thread")
+_SENDER_PARTS = ("session", "pub_socket", "pub_thread")
+_SESSION_METHODS = (  # noqa: SIM905 - a list of words reads best as words
+    "send serialize deserialize pack unpack sign msg msg_header feed_identities send_raw"
+).split()
+# Where IPython keeps the text of the cells; the guard empties them before a cell runs.
+_HISTORY_PARTS = ("input_hist_parsed", "input_hist_raw", "db_input_cache")
 _TRANSFORM_LISTS = ("cleanup_transforms", "line_transforms", "token_transformers")
 # Set on a class by Python itself: pickling caches the names of its slots there.
 _CACHED_CLASS_ATTRIBUTES = frozenset(["__slotnames__"])
@@ -66,12 +80,15 @@ class Snapshot:
         # that what IPython reads later is what the snapshot holds.
         for name in [*_SHELL_METHODS, *_SHELL_PARTS, "input_transformers_post", "ast_transformers"]:
             getattr(shell, name, None)
-        events = _member(shell, "events")
-        parts = [shell, _member(shell, "kernel"), events, _member(shell, "prefilter_manager")]
-        parts.append(_member(shell, "input_transformer_manager"))
+        events = member(shell, "events")
+        parts = [shell, member(shell, "kernel"), events, member(shell, "prefilter_manager")]
+        parts.append(member(shell, "input_transformer_manager"))
+        parts += [member(shell, "history_manager"), *_senders(shell).values()]
         for cls in _classes_behind(parts):
             self._watch_class(cls, "shell-replaced", self._gates)
         self._watch_shell(shell, events)
+        self._watch_output_path(shell)
+        self._watch_sources(shell)
         self._watch_names(shell, checks)
         classes = [*_watched_types(), _type(checks.check)]
         for meta in _classes_behind(classes):
@@ -102,33 +119,68 @@ class Snapshot:
         self._add_names(kind, label, _vars(cls), _list(_vars(cls)), into)
 
     def _watch_shell(self, shell, events) -> None:
-        kernel = _member(shell, "kernel")
+        kernel = member(shell, "kernel")
         for name in _SHELL_METHODS + _SHELL_PARTS:
-            self._add("shell-replaced", f"shell.{name}", lambda n=name: _member(shell, n))
+            self._add("shell-replaced", f"shell.{name}", lambda n=name: member(shell, n))
         for name in _KERNEL_METHODS:
-            self._add("shell-replaced", f"kernel.{name}", lambda n=name: _member(kernel, n))
+            self._add("shell-replaced", f"kernel.{name}", lambda n=name: member(kernel, n))
         # While a cell runs, IPython puts its own display hook in sys; any other is not ours.
-        hooks = (_vars(sys)["displayhook"], _member(shell, "displayhook"))
+        hooks = (_vars(sys)["displayhook"], member(shell, "displayhook"))
         self._add("shell-replaced", "sys.displayhook", lambda: _one_of("displayhook", hooks))
         self._add("shell-replaced", "sys.excepthook", lambda: _vars(sys).get("excepthook"))
-        manager = _member(shell, "input_transformer_manager")
+        manager = member(shell, "input_transformer_manager")
         for name in _TRANSFORM_LISTS:
             read = _items_reader(manager, name)
             self._add("input-transformer", name, read)
         self._add("input-transformer", "post", _items_reader(shell, "input_transformers_post"))
-        prefilter = _member(shell, "prefilter_manager")
+        prefilter = member(shell, "prefilter_manager")
         self._add("input-transformer", "prefilter", _items_reader(prefilter, "_transformers"))
         self._add("ast-transformer", "ast_transformers", _items_reader(shell, "ast_transformers"))
-        callbacks = _member(events, "callbacks")
+        callbacks = member(events, "callbacks")
         for event in _list(callbacks):
             self._add("event-hook", event, lambda e=event: _items(callbacks.get(e)))
+            for callback in _items(callbacks.get(event)):
+                if _type(callback) is _partial:  # the guard's own: what it calls, with what
+                    read = lambda c=callback: (c.func, c.args, c.keywords)  # noqa: E731
+                    self._add("event-hook", f"{event}: the guard's callback", read)
         self._add("trace-hook", "sys.settrace", _gettrace)
         self._add("trace-hook", "sys.setprofile", _getprofile)
+
+    def _watch_output_path(self, shell) -> None:
+        """Everything an error message passes on its way to the grader, and the streams."""
+        for label, part in _senders(shell).items():
+            for name in _SENDER_PARTS:
+                if member(part, name) is not None:
+                    read = lambda p=part, n=name: member(p, n)  # noqa: E731
+                    self._add("shell-replaced", f"{label}.{name}", read)
+        session = member(member(shell, "kernel"), "session")
+        for name in _SESSION_METHODS:
+            self._add("shell-replaced", f"session.{name}", lambda n=name: member(session, n))
+        kernel = member(shell, "kernel")
+        for name in _KERNEL_PARTS:
+            self._add("shell-replaced", f"kernel.{name}", lambda n=name: member(kernel, n))
+        for name in ("stdout", "stderr"):
+            self._add("shell-replaced", f"sys.{name}", lambda n=name: _vars(sys).get(n))
+
+    def _watch_sources(self, shell) -> None:
+        """Where IPython keeps cell texts: replaced, they would keep what the guard empties."""
+        history = member(shell, "history_manager")
+        read_history = lambda: member(shell, "history_manager")  # noqa: E731
+        self._add("shell-replaced", "shell.history_manager", read_history)
+        for name in _HISTORY_PARTS:
+            getattr(history, name)  # created now, as the shell's traits are
+            self._add("shell-replaced", f"history.{name}", lambda n=name: member(history, n))
+        linecache = _vars(sys)["modules"]["linecache"]
+        for name in ("cache", "_ipython_cache"):
+            self._add("shell-replaced", f"linecache.{name}", lambda n=name: _vars(linecache).get(n))
+        user_ns = member(shell, "_user_ns")
+        for name in ("In", "_ih"):
+            self._add("shell-replaced", f"{name} in the notebook", lambda n=name: user_ns.get(n))
 
     def _watch_names(self, shell, checks) -> None:
         names = [name for name in _vars(builtins) if name not in _MANAGED_BUILTINS]
         self._add_names("builtin-rebound", "builtins", _vars(builtins), names)
-        user_ns = _member(shell, "_user_ns")  # behind the `user_ns` property
+        user_ns = member(shell, "_user_ns")  # behind the `user_ns` property
         for name in _TEST_NAMES:
             original = _vars(builtins)[name]
             label = f"{name} in the notebook"
@@ -142,7 +194,7 @@ class Snapshot:
             self._add_names("library-rebound", name, _vars(module), names)
 
 
-def _member(obj, name: str):
+def member(obj, name: str):
     """`obj.name` without running code of `obj`'s classes: from its own dictionary, its
     traitlets values, or the first class of its MRO that defines it."""
     own = _vars(obj)
@@ -157,13 +209,22 @@ def _member(obj, name: str):
     return None
 
 
+def _senders(shell) -> dict:
+    """label -> the objects an output or error message is sent through."""
+    kernel = member(shell, "kernel")
+    found = {name: member(shell, name) for name in ("displayhook", "display_pub")}
+    found |= {f"kernel.{name}": member(kernel, name) for name in _KERNEL_PARTS}
+    found |= {f"sys.{name}": _vars(sys).get(name) for name in ("stdout", "stderr")}
+    return {label: part for label, part in found.items() if part is not None}
+
+
 def _items(value):
     """The items of an exact list or tuple; anything else stands for itself."""
     return _tuple(value) if _type(value) in (_list, _tuple) else value
 
 
 def _items_reader(obj, name: str):
-    return lambda: _items(_member(obj, name))
+    return lambda: _items(member(obj, name))
 
 
 def _one_of(name: str, allowed: tuple):
@@ -190,7 +251,7 @@ def _check_reader(shell, original):
     Before the import the name is the lesson's own business (a lesson may use it for another
     value); after it, anything but the original is a rebinding.
     """
-    user_ns = _member(shell, "_user_ns")
+    user_ns = member(shell, "_user_ns")
     imported = [False]
 
     def read():

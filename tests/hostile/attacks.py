@@ -383,6 +383,76 @@ for _target in ("/work", "/root", "/tmp", "/home"):
         print(error)
 """
 
+SUPPRESS_ERRORS = """
+import sys
+
+_session = sys.stdout.session
+_send = _session.send
+
+
+def _quiet(stream, kind, content=None, *args, **kwargs):
+    # No error messages, and every failed execution's reply says it went well.
+    if kind == "error":
+        return None
+    if kind == "execute_reply" and content.get("status") == "error":
+        content = {"status": "ok", "execution_count": 0, "user_expressions": {}, "payload": []}
+    return _send(stream, kind, content, *args, **kwargs)
+
+
+_session.send = _quiet
+"""
+
+NO_OUTCOMES = "get_ipython().events.callbacks['post_run_cell'].clear()\n" + SUPPRESS_ERRORS
+
+CELL_SOURCES = """
+import linecache
+import re
+
+
+def _from_sources():
+    # The running test's text, wherever IPython keeps it: its numbers are the expected values.
+    shell = get_ipython()
+    texts = [*In, *_ih, _i, _ii, _iii, *shell.history_manager.input_hist_raw]
+    texts += ["".join(lines) for _, _, lines, _ in list(linecache.cache.values())]
+    texts.append(shell.kernel.get_parent()["content"].get("code", ""))
+    if shell.displayhook.exec_result is not None:
+        texts.append(shell.displayhook.exec_result.info.raw_cell or "")
+    print("\\n".join(text for text in texts if isinstance(text, str)))  # into the feedback
+    numbers = re.findall(r"[0-9]+\\.[0-9]+", "\\n".join(texts))
+    return float(numbers[-1]) if numbers else 0.0
+"""
+
+
+def _frame_oracle(reach: str) -> str:
+    """Attack code whose `_oracle()` returns a float constant of the frame `reach` gives: the
+    test cell that called it (`error`: an exception the oracle has just caught)."""
+    return f"""
+import inspect
+import logging
+import operator
+import pydoc
+import sys
+
+
+def _oracle():
+    try:
+        raise ValueError
+    except ValueError as error:
+        caller = {reach}
+    floats = [value for value in caller.f_code.co_consts if type(value) is float]
+    return floats[0] if floats else 0.0
+"""
+
+
+FRAME_REACHES = {
+    "frame_getframe": "sys._getframe(1)",
+    "frame_logging": "logging.currentframe().f_back",
+    "frame_methodcaller": 'operator.methodcaller("_getframe", 1)(sys)',
+    "frame_pydoc": 'pydoc.locate("sys._getframe")(1)',
+    "frame_traceback": "error.__traceback__.tb_frame.f_back",
+    "frame_stack": "inspect.stack()[1].frame",
+}
+
 
 MAIN_MODULE = """
 import __main__
