@@ -163,6 +163,15 @@ def test_a_fork_server_that_fails_to_start_says_why(monkeypatch):
         forkserver.ForkServer()
 
 
+def test_a_kernel_that_hangs_after_the_last_test_fails_the_closing_check(tmp_path):
+    needs_sandbox()
+    course = GradingCourse(tmp_path, CALLED_ANSWER, notebook_timeout=6)
+    answer = "def answer():\n    return 1"
+    graded = course.grade("hangs-last", course.submission(answer, FAKE_REPLY + UNINTERRUPTIBLE))
+    assert graded.scores == {"test_answer": 1}
+    assert "integrity-check-missing" in graded.evidence_kinds, graded.grading["evidence"]
+
+
 SKIPPED_LESSON = lesson(
     answer_cell("### BEGIN SOLUTION\nfirst = 1\n### END SOLUTION", "first"),
     read_only_cell("print('the long experiment ran')", "experiment", tags=(SKIP_TAG,)),

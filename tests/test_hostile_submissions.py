@@ -48,6 +48,9 @@ CLASSMATES = {  # graded before the attackers (aa_) and after them (zz_)
     "zz_solved": "solved",
     "zz_partial": "partial",
 }
+NOTEBOOK_TIMEOUT = 90
+"""Seconds a notebook may run here (lesson 1 takes 8-21 s; the default, 300 s, would make the
+hanging attack cost minutes)."""
 
 
 pytestmark = pytest.mark.skipif(
@@ -127,6 +130,8 @@ def class_run(tmp_path_factory) -> ClassRun:
     root = tmp_path_factory.mktemp("hostile") / "course"
     shutil.copytree(ROOT / "solutions" / LESSON, root / "solutions" / LESSON)
     shutil.copy(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+    with open(root / "nbgrader_config.py", "a") as config:  # the hanging attack waits this long
+        config.write(f"\nc.SandboxedExecute.notebook_timeout = {NOTEBOOK_TIMEOUT}\n")
     release = nbformat.read(ROOT / "lessons" / LESSON / f"{LESSON}.ipynb", as_version=4)
     solution = nbformat.read(ROOT / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
     notebooks = {student: HONEST[kind](release, solution) for student, kind in CLASSMATES.items()}
@@ -221,6 +226,14 @@ def test_a_kernel_death_keeps_the_credit_earned_before_it(class_run):
     graded = class_run.students[_attacker("os_exit")]
     assert 0 < graded.score < graded.max_score
     assert "kernel_death" in graded.flags and not graded.held
+
+
+def test_a_hung_kernel_is_stopped_at_the_deadline_and_keeps_its_credit(class_run):
+    graded = class_run.students[_attacker("hang_grader")]
+    assert 0 < sum(graded.per_test.values()) < class_run.students["aa_solved"].max_score
+    notebook = class_run.root / "autograded" / _attacker("hang_grader") / LESSON / f"{LESSON}.ipynb"
+    death = nbformat.read(notebook, as_version=4).metadata["ftlib_grading"]["kernel_death"]
+    assert f"time limit of {NOTEBOOK_TIMEOUT} s" in death["reason"]
 
 
 def test_a_huge_print_is_cut_and_costs_nothing(class_run):

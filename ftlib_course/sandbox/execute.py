@@ -296,8 +296,11 @@ class SandboxedExecute(GradingExecute):
             self.wait_for_reply(
                 self.kc.execute(f"pass  # {CLOSING_MARK} {nonce}", silent=True, store_history=False)
             )
-        except (DeadKernelError, CellTimeoutError):
-            return
+        except DeadKernelError:
+            if not self._past_deadline:
+                return  # it died after the last cell: the probe could not be answered
+        except CellTimeoutError:
+            pass  # a kernel that never answers: the probe got no answer, which is evidence
         self._channel.drain()
         self._nonce = nonce
         self._closed_early = self._channel.closed

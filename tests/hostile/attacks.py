@@ -454,6 +454,38 @@ FRAME_REACHES = {
 }
 
 
+def _frame_attack(name: str) -> Attack:
+    return Attack(
+        name,
+        "read the hidden tests",
+        "release",
+        _stub("_oracle()", _frame_oracle(FRAME_REACHES[name])),
+        frozenset({"runtime:frame-inspection"}),
+    )
+
+
+HANG = """
+import time
+
+# Answer the grader's request as if the cell had ended, then never end (nor let an interrupt end
+# it): the grader moves on and waits for the next cell for ever.
+_kernel = get_ipython().kernel
+_reply = {"status": "ok", "execution_count": 0, "user_expressions": {}, "payload": []}
+_kernel.session.send(
+    _kernel.shell_stream,
+    "execute_reply",
+    _reply,
+    _kernel.get_parent(),
+    ident=_kernel._shell_parent_ident.get(),
+)
+while True:
+    try:
+        time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+"""
+
+
 MAIN_MODULE = """
 import __main__
 import re
@@ -810,6 +842,35 @@ ATTACKS = [
         "solved",
         _scripts_for_the_instructor,
         frozenset({"static:active_content", "active-content"}),
+    ),
+    Attack(
+        "send_patch",
+        "blank the tests",
+        "release",
+        _stub("0.0", SUPPRESS_ERRORS),
+        frozenset({"runtime:output-suppressed"}),
+    ),
+    Attack(
+        "send_patch_no_outcomes",
+        "blank the tests",
+        "release",
+        _stub("0.0", NO_OUTCOMES),
+        frozenset({"runtime:outcome-missing"}),
+    ),
+    Attack(
+        "cell_sources",
+        "read the hidden tests",
+        "release",
+        _stub("_from_sources()", CELL_SOURCES),
+        frozenset({"static:ipython", "static:introspection"}),
+    ),
+    *[_frame_attack(name) for name in FRAME_REACHES],
+    Attack(
+        "hang_grader",
+        "hang the grader",
+        "solved",
+        _solved_plus(HANG),
+        frozenset({"kernel_death"}),
     ),
 ]
 """Every attack of the corpus, in the order the table lists them."""
