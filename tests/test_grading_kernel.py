@@ -491,6 +491,34 @@ def test_honest_uses_of_frames_and_warnings_are_not_recorded_and_lose_nothing(
     assert "a slow path" in graded.text(2) and "ZeroDivisionError" in graded.text(2)
 
 
+AUTORELOAD = "%load_ext autoreload\n%autoreload 2\ndef answer():\n    return 1"
+
+
+def test_autoreload_is_an_honest_habit_that_leaves_no_evidence(called: GradingCourse):
+    graded = called.grade("autoreload", called.submission(AUTORELOAD, "pass"))
+    assert graded.grading["evidence"] == []
+    assert graded.scores == {"test_answer": 1}
+
+
+FAKE_RELOADER = """
+from IPython.extensions.autoreload import AutoreloadMagics
+class Reloader:
+    enabled = True
+    def check(self, *args, **kwargs):
+        pass
+magics = AutoreloadMagics(get_ipython())
+magics._reloader = Reloader()
+get_ipython().events.register("pre_run_cell", magics.pre_run_cell)
+def answer():
+    return 1
+"""
+
+
+def test_autoreloads_callback_on_another_reloader_is_an_event_hook(called: GradingCourse):
+    graded = called.grade("fake-reloader", called.submission(FAKE_RELOADER, "pass"))
+    assert "event-hook" in graded.evidence_kinds, graded.grading["evidence"]
+
+
 def test_validate_shows_a_graded_cells_warnings_as_output_and_keeps_the_points():
     notebook = nbformat.from_dict(CALLED_ANSWER)
     notebook.cells[

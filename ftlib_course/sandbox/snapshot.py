@@ -138,7 +138,9 @@ class Snapshot:
         self._add("ast-transformer", "ast_transformers", _items_reader(shell, "ast_transformers"))
         callbacks = member(events, "callbacks")
         for event in _list(callbacks):
-            self._add("event-hook", event, lambda e=event: _items(callbacks.get(e)))
+            self._add("event-hook", event, lambda e=event: _callbacks(callbacks.get(e), e))
+        for cls in _AUTORELOAD_CLASSES:
+            self._watch_class(cls, "event-hook", self._probes)
             for callback in _items(callbacks.get(event)):
                 if _type(callback) is _partial:  # the guard's own: what it calls, with what
                     read = lambda c=callback: (c.func, c.args, c.keywords)  # noqa: E731
@@ -221,6 +223,36 @@ def _senders(shell) -> dict:
 def _items(value):
     """The items of an exact list or tuple; anything else stands for itself."""
     return _tuple(value) if _type(value) in (_list, _tuple) else value
+
+
+def _autoreload_parts() -> tuple[tuple[type, ...], dict[str, types.FunctionType]]:
+    """IPython's autoreload extension: its classes, and the callback it registers per event."""
+    from IPython.extensions.autoreload import AutoreloadMagics, ModuleReloader
+
+    hooks = {"pre_run_cell": "pre_run_cell", "post_execute": "post_execute_hook"}
+    methods = _vars(AutoreloadMagics)
+    return (AutoreloadMagics, ModuleReloader), {e: methods[m] for e, m in hooks.items()}
+
+
+_AUTORELOAD_CLASSES, _AUTORELOAD_HOOKS = _autoreload_parts()
+_Method = types.MethodType
+
+
+def _callbacks(value, event: str):
+    """The callbacks of one event, without those `%load_ext autoreload` registers: an honest
+    habit, recognised only as the extension's own methods of its own, unchanged objects."""
+    items = _items(value)
+    if _type(items) is not _tuple:
+        return items
+    return _tuple([item for item in items if not _is_autoreload(item, event)])
+
+
+def _is_autoreload(callback, event: str) -> bool:
+    if _type(callback) is not _Method or callback.__func__ is not _AUTORELOAD_HOOKS.get(event):
+        return False
+    magics, reloader = _AUTORELOAD_CLASSES
+    owner = callback.__self__
+    return _type(owner) is magics and _type(member(owner, "_reloader")) is reloader
 
 
 def _items_reader(obj, name: str):
