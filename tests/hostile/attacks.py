@@ -45,7 +45,7 @@ class Attack:
     """One hostile submission: its builder and what it is measured against."""
 
     name: str
-    threat: str  # the class of the issue it belongs to, in words
+    threat: str  # the class of threat it belongs to, in words
     baseline: str  # "release" or "solved": the honest notebook it must not out-score
     build: Callable[[nbformat.NotebookNode, nbformat.NotebookNode], nbformat.NotebookNode]
     flags: frozenset[str] = frozenset()  # flag kinds of which at least one must be raised
