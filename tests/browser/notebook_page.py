@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, Locator, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # This machine has no network: nothing of Chromium may try to reach one.
@@ -284,8 +284,12 @@ class NotebookPage:
         return [text.strip() for text in self.page.locator(selector).all_text_contents()]
 
     def show(self, element: Locator) -> None:
-        """Scroll the notebook so that `element` is in view."""
+        """Scroll the notebook so that `element` is in view, and wait until it is drawn there
+        (JupyterLab renders only the cells in view, a moment after the scroll)."""
         element.scroll_into_view_if_needed()
+        expect(element).to_be_in_viewport()
+        element.evaluate("e => e.decode ? e.decode().catch(() => null) : null")
+        self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r)))")
 
     def screenshot(self, path: Path, element: Locator | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
