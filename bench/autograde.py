@@ -23,7 +23,6 @@ machine are not comparable.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 from lesson_times import CELL_TIMEOUT_SECONDS
-from machine import describe_machine
+from machine import describe_machine, write_results
 from nbclient import NotebookClient
 
 from ftlib_course.autograde import grade_class
@@ -191,9 +190,7 @@ def main() -> None:
         "overhead": cost,
         "class": estimate,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

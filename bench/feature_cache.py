@@ -13,7 +13,6 @@ machine and the date to bench/results/feature_cache.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from machine import describe_machine
+from machine import describe_machine, write_results
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftlib.seeding import seed_everything
@@ -113,9 +112,7 @@ def main() -> None:
         "break_even_epochs": cached["setup_seconds"] / saved_per_epoch,
         "max_abs_head_difference": head_difference,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ bench/results/fit_vs_plain.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from machine import describe_machine
+from machine import describe_machine, write_results
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision import transforms
@@ -192,9 +191,7 @@ def main() -> None:
         "goal": "ratio >= 0.97 everywhere",
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ from typing import Any
 
 import torch
 import torchvision
-from machine import describe_machine
+from machine import describe_machine, write_results
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -399,9 +398,7 @@ def main() -> int:
     }
     out = args.out if args.out is not None or args.dry_run else RESULTS
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"written to {out}")
+        write_results(out, report)
     return 0 if all(result["ok"] for result in results.values()) else 1
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
-from machine import describe_machine
+from machine import describe_machine, write_results
 from nbclient import NotebookClient
 
 from ftlib_course.config import ROOT
@@ -74,9 +74,7 @@ def main() -> None:
         "(the lessons set one torch thread themselves)",
         "lessons": {name: lessons[name] for name in known if name in lessons},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""What a benchmark ran on, recorded beside its numbers: timings mean little without it."""
+"""What a benchmark ran on, recorded beside its numbers (timings mean little without it), and
+writing those numbers to `bench/results/`."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from pathlib import Path
 
 import torch
 import torchvision
@@ -21,3 +24,10 @@ def describe_machine() -> dict:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }
+
+
+def write_results(path: Path, results: dict) -> None:
+    """Write a benchmark's results as indented JSON, creating the folder, and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {path}")

@@ -17,7 +17,6 @@ uses one CPU thread and gloo. Prints a table and writes bench/results/torchrun_e
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from machine import describe_machine
+from machine import describe_machine, write_results
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -118,9 +117,7 @@ def main() -> None:
         "largest_weight_difference": difference,
         "largest_train_loss_difference": loss_difference,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":
