@@ -6,7 +6,8 @@ files of `/etc`), the Python environment (the virtual environment, the interpret
 from, the editable sources of `ftlib` and `ftlib_course`) and the lessons' data (the torch hub
 cache, scikit-learn's data folder, where they exist). Writable, per kernel: its scratch folder
 (its working directory and HOME), `/tmp` and `/dev/shm`. Nothing else of the course root, the
-home folders or the host's `/tmp` exists in there; the network is an empty namespace.
+home folders or the host's `/tmp` exists in there (a course cloned under `/tmp` still works:
+its read-only folders are bound on top of each fresh `/tmp`); the network is an empty namespace.
 """
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ def bubblewrap_command(runtime: Path, program: list[str], env: dict[str, str]) -
     command += ["--die-with-parent", "--new-session", "--clearenv"]
     for name, value in env.items():
         command += ["--setenv", name, value]
+    command += ["--tmpfs", "/tmp"]  # first, so that roots under /tmp are bound on top of it
     for root in read_only_roots():
         command += ["--ro-bind", str(root), str(root)]
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    command += ["--proc", "/proc", "--dev", "/dev"]
     command += ["--dir", SCRATCH, "--dir", SOCKETS, "--bind", str(runtime), str(runtime)]
     command += ["--remount-ro", "/", "--chdir", "/"]
     return command + program

@@ -59,6 +59,13 @@ def mount_tmpfs(target: str, size_bytes: int) -> None:
     _check(_libc.mount(b"tmpfs", target.encode(), b"tmpfs", flags, options), f"tmpfs on {target}")
 
 
+def bind_mount(source: str, target: str) -> None:
+    """Show the tree at `source`, with the mounts below it, at `target` too (read-write until
+    `remount_read_only`)."""
+    flags = _MS_BIND | _MS_REC
+    _check(_libc.mount(source.encode(), target.encode(), None, flags, None), f"bind {source}")
+
+
 def mount_proc(target: str = "/proc") -> None:
     """A /proc of the calling process's pid namespace (call it from that namespace's pid 1)."""
     flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC

@@ -10,8 +10,9 @@ forks a helper that moves into new mount, pid, network, IPC and UTS namespaces a
 init, pid 1. The init:
 
 1. mounts its own /proc, and fresh, size-limited tmpfs on the scratch folder (filled with the
-   notebook's files), /tmp, /dev/shm and the socket folder; hides RUNTIME (the other kernels'
-   inputs and the server's socket) under an empty tmpfs; makes every other mount read-only;
+   notebook's files), /tmp (the read-only folders under it bound back), /dev/shm and the socket
+   folder; hides RUNTIME (the other kernels' inputs and the server's socket) under an empty
+   tmpfs; makes every other mount read-only;
 2. forbids new user namespaces, waits until the grader has put it in the kernel's control
    groups, sets the resource limits;
 3. forks the kernel (pid 2), which gives up every capability for good and becomes the grading
@@ -225,9 +226,36 @@ def _isolate(request: dict) -> None:
             namespaces.remount_read_only(point, options)
     namespaces.mount_tmpfs(request["runtime"], 4096)  # hides the other kernels' inputs
     namespaces.remount_read_only(request["runtime"], {"nosuid", "nodev"})
-    namespaces.mount_tmpfs("/tmp", sizes["tmp_bytes"])
+    _fresh_tmp(sizes["tmp_bytes"], request["runtime"])
     namespaces.mount_tmpfs("/dev/shm", sizes["tmp_bytes"])
     namespaces.mount_tmpfs(SOCKETS, SOCKET_FOLDER_BYTES)
+
+
+def _fresh_tmp(size_bytes: int, runtime: str) -> None:
+    """A fresh, empty /tmp for this kernel that still shows the read-only folders the server
+    has under /tmp (a course cloned there, its virtual environment): each is bound aside in the
+    socket folder (mounted afresh after this), the new /tmp goes on, and they are bound back."""
+    points = [
+        point
+        for point, _, options in namespaces.mounts()
+        if point.startswith("/tmp/")
+        and "ro" in options
+        and point != runtime
+        and not point.startswith(runtime + "/")
+    ]
+    outermost = [p for p in points if not any(p.startswith(q + "/") for q in points)]
+    namespaces.mount_tmpfs(SOCKETS, SOCKET_FOLDER_BYTES)
+    aside = []
+    for number, point in enumerate(dict.fromkeys(outermost)):
+        place = f"{SOCKETS}/{number}"
+        os.mkdir(place)
+        namespaces.bind_mount(point, place)
+        aside.append((place, point))
+    namespaces.mount_tmpfs("/tmp", size_bytes)
+    for place, point in aside:
+        os.makedirs(point, exist_ok=True)
+        namespaces.bind_mount(place, point)
+        namespaces.remount_read_only(point, {"nosuid", "nodev"})
 
 
 def _reseed() -> None:
