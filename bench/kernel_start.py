@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
-from machine import describe_machine
+from machine import describe_machine, write_results
 
 from ftlib_course.sandbox import layout, sandbox_problem
 from ftlib_course.sandbox.evidence import EvidenceChannel
@@ -87,8 +87,8 @@ def main() -> None:
     result = asyncio.run(measure(args.repeats))
     result["machine"] = describe_machine()
     result["measured"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    write_results(RESULTS, result)
 
 
 if __name__ == "__main__":
