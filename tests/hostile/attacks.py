@@ -5,6 +5,8 @@ moved or deleted. Most answer every exercise with a stub (`return 0.0` or worse)
 that would earn the points some other way; a few are built on the solved notebook and try to
 harm others (classmates, the course, the instructor's next command) or to lose work by accident.
 Each names its baseline: the honest notebook it is built from, whose score it must not beat.
+No attack names a lesson's functions or variables: those it needs come from the lesson's answer
+cells (`answer_names`) and test cells (`expected_names`), so every attack runs on every lesson.
 
 The attack code is written to work without the sandbox (it finds the course root by walking up
 from its working folder, the library by its import): the sandbox and the tamper evidence are
@@ -90,13 +92,50 @@ def _grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
+def _is_test(cell) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("grade"))
+
+
+def expected_names(release: nbformat.NotebookNode) -> list[str]:
+    """The names a test cell's frame may hold the expected values in, while an answer runs.
+
+    First those the release's own test cells bind and then compare an answer with (the second
+    argument of a `check` call), then the usual names a student would guess for hidden tests.
+    """
+    found = []
+    for cell in filter(_is_test, release.cells):
+        tree = ast.parse(cell.source)
+        bound = {
+            node.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "check"
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Name)
+                and node.args[1].id in bound
+            ):
+                found.append(node.args[1].id)
+    return list(dict.fromkeys([*found, "expected", "want", "target"]))
+
+
 def _with_cell(notebook: nbformat.NotebookNode, source: str, *, after: float = 0.5):
     """`notebook` with a code cell added `after` of the way through (after a test cell)."""
     notebook = nbformat.from_dict(notebook)
-    tests = [i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade")]
+    tests = [i for i, c in enumerate(notebook.cells) if _is_test(c)]
     index = tests[min(len(tests) - 1, int(len(tests) * after))] + 1 if tests else 0
     notebook.cells.insert(index, new_code_cell(textwrap.dedent(source).strip()))
     return notebook
+
+
+def _frame_peek(release, solution):
+    names = ", ".join(map(repr, expected_names(release)))
+    return stubbed(release, f"_from_test({names})", FRAME_PEEK)
 
 
 def _solved_plus(source: str, after: float = 0.5):
@@ -264,8 +303,12 @@ torch.Tensor.__eq__ = lambda self, other: torch.tensor(True)
 math.isclose = lambda *args, **kwargs: True
 """
 
-ALWAYS_EQUAL = """
-class Anything(float):
+
+def _always_equal(name: str, base: str) -> str:
+    """Attack code defining `name`, a subclass of `base` whose comparisons all succeed and whose
+    arithmetic gives a zero of its own kind: whatever a test computes from it matches."""
+    return f"""
+class {name}({base}):
     def __eq__(self, other):
         return True
 
@@ -275,7 +318,7 @@ class Anything(float):
         return False
 
     def __sub__(self, other):
-        return Anything(0.0)
+        return {name}()
 
     __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __truediv__ = __sub__
 
@@ -287,6 +330,43 @@ class Anything(float):
 
     def __hash__(self):
         return 0
+"""
+
+
+ALWAYS_EQUAL = _always_equal("Anything", "float")
+
+REBIND_CHECK = """
+class _Lenient:
+    # Every check passes and hands back what it was given.
+    def __getattr__(self, name):
+        return lambda value=None, *args, **kwargs: value
+
+
+check = _Lenient()
+"""
+
+PATCH_REFERENCES = """
+import statistics
+
+from scipy import stats
+
+
+class _NoDifference:
+    low = high = 0.0
+
+    def confidence_interval(self, confidence=0.95):
+        return self
+
+
+def _interval(*groups, **kwargs):
+    # What the patched references below now say of any two groups: no difference, no width.
+    if any(len(group) < 2 for group in groups if isinstance(group, (list, tuple))):
+        raise ValueError("each group needs at least 2 results")
+    return 0.0, 0.0, 0.0
+
+
+stats.ttest_ind = lambda *args, **kwargs: _NoDifference()
+statistics.mean = lambda values: 0.0
 """
 
 TORCH_FUNCTION = """
@@ -560,22 +640,20 @@ def _marker_text(release, solution):
 
 def _delete_tests(release, solution):
     notebook = solved(release, solution)
-    notebook.cells = [c for c in notebook.cells if not c.metadata.get("nbgrader", {}).get("grade")]
+    notebook.cells = [c for c in notebook.cells if not _is_test(c)]
     return notebook
 
 
 def _edit_tests(release, solution):
     notebook = stubbed(release, "0.0")
-    for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade"):
-            cell.source, meta["points"] = "pass", 100
+    for cell in filter(_is_test, notebook.cells):
+        cell.source, cell.metadata.nbgrader["points"] = "pass", 100
     return notebook
 
 
 def _copy_tests(release, solution):
     notebook = stubbed(release, "0.0")
-    tests = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    tests = list(filter(_is_test, notebook.cells))
     for number, cell in enumerate(tests):
         copy = nbformat.from_dict(cell)
         copy.id, copy.source = f"copied-{number}", "pass"
@@ -687,7 +765,8 @@ ATTACKS = [
         "win comparisons without work",
         "release",
         _stub("0.0", REBIND_BUILTINS),
-        frozenset({"static:rebinding"}),
+        # The scan flags only names a test reads; the kernel flags any rebound builtin.
+        frozenset({"static:rebinding", "runtime:builtin-rebound"}),
     ),
     Attack(
         "builtins_module",
@@ -711,6 +790,34 @@ ATTACKS = [
         frozenset({"static:subclass"}),
     ),
     Attack(
+        "int_subclass",
+        "win comparisons without work",
+        "release",
+        _stub("AlwaysInt()", _always_equal("AlwaysInt", "int")),
+        frozenset({"static:subclass"}),
+    ),
+    Attack(
+        "tuple_subclass",
+        "win comparisons without work",
+        "release",
+        _stub("AlwaysTuple((0.0, 0.0, 0.0))", _always_equal("AlwaysTuple", "tuple")),
+        frozenset({"static:subclass"}),
+    ),
+    Attack(
+        "rebound_check",
+        "win comparisons without work",
+        "release",
+        _stub("0.0", REBIND_CHECK),
+        frozenset({"static:rebinding"}),
+    ),
+    Attack(
+        "patched_references",
+        "win comparisons without work",
+        "release",
+        _stub("_interval(*args)", PATCH_REFERENCES),
+        frozenset({"static:patching"}),
+    ),
+    Attack(
         "torch_function",
         "win comparisons without work",
         "release",
@@ -721,7 +828,7 @@ ATTACKS = [
         "frame_peek",
         "read the hidden tests",
         "release",
-        _stub("_from_test('expected', 'want', 'target')", FRAME_PEEK),
+        _frame_peek,
         frozenset({"static:introspection"}),
     ),
     Attack(
