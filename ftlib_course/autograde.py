@@ -5,7 +5,8 @@ added from `solutions/`, generated into a temporary folder so that the committed
 as they are), refuses to grade without the grading sandbox unless `--no-sandbox` says the
 submissions are trusted, and grades students side by side: N worker processes (default: one per
 core), each with one `NbGraderAPI` (nbgrader's start-up costs seconds per command), all writing
-one SQLite gradebook. It shows a progress bar with the time left, then a table of every student
+one SQLite gradebook and forking their kernels from one fork server, started first so that its
+imports overlap the rest of the start. It shows a progress bar with the time left, then a table of every student
 with score, flags and seconds, and says which mode graded. It exits 1 when a submission could
 not be graded, 2 when the command itself cannot run (unknown lesson, no submissions, no sandbox).
 """
@@ -33,6 +34,8 @@ from ftlib_course.config import ROOT, course_config
 from ftlib_course.notebooks import lesson_names
 from ftlib_course.review import Flag, flags_of, grading_mode
 from ftlib_course.sandbox import SandboxedExecute, sandbox_problem
+from ftlib_course.sandbox.forkserver import ForkServer, attach
+from ftlib_course.sandbox.preload import notebook_imports
 
 
 class GradingError(Exception):
@@ -171,7 +174,11 @@ def grading_config(root: Path, *, sandbox: bool = True, skipping: bool = True):
 _worker: dict[str, object] = {}
 
 
-def _start_worker(root: str, sandbox: bool, skipping: bool, quiet: bool) -> None:
+def _start_worker(
+    root: str, sandbox: bool, skipping: bool, quiet: bool, server: tuple[Path, int] | None
+) -> None:
+    if server is not None:
+        attach(*server)
     if quiet:  # nbgrader and the kernels log to the terminal; results come back as data
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
@@ -236,9 +243,6 @@ def grade_class(
     check_lesson(root, lesson)
     found = submissions(root, lesson, students)
     _put_alembic_on_path()
-    done = ensure_in_gradebook(root, lesson)
-    if done and say:
-        say(done)
     outcomes: dict[str, Outcome] = {}
 
     def record(outcome: Outcome) -> None:
@@ -250,20 +254,48 @@ def grade_class(
         if problem:
             record(Outcome(student, error=problem))
     gradable = [student for student, problem in found.items() if not problem]
-    if gradable:
-        with ProcessPoolExecutor(
-            min(jobs or default_jobs(), len(gradable)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(str(root), sandbox, skipping, quiet_workers),
-        ) as pool:
-            futures = {pool.submit(_grade_one, lesson, student): student for student in gradable}
-            for future in as_completed(futures):
-                try:
-                    record(future.result())
-                except Exception as error:  # a worker that died takes its submission with it
-                    record(Outcome(futures[future], error=f"{type(error).__name__}: {error}"))
+    # One fork server for every worker; its imports overlap the set-up and the workers' start.
+    # (Where no sandbox can be made, each submission's grading says why.)
+    start_server = sandbox and gradable and sandbox_problem() is None
+    source = course_config(root).CourseDirectory.source_directory
+    lesson_source = root / source / lesson / f"{lesson}.ipynb"
+    server = (
+        ForkServer(preload=notebook_imports(lesson_source), wait=False) if start_server else None
+    )
+    try:
+        done = ensure_in_gradebook(root, lesson)
+        if done and say:
+            say(done)
+        if gradable:
+            workers = min(jobs or default_jobs(), len(gradable))
+            setup = (str(root), sandbox, skipping, quiet_workers, server and server.address)
+            _grade_in_workers(lesson, gradable, workers, setup, record)
+    finally:
+        if server is not None:
+            server.close()
     return [outcomes[student] for student in sorted(outcomes)]
+
+
+def _grade_in_workers(
+    lesson: str,
+    students: Sequence[str],
+    workers: int,
+    setup: tuple,
+    record: Callable[[Outcome], None],
+) -> None:
+    """Grade `students` in `workers` processes, each started by `_start_worker(*setup)`."""
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=setup,
+    ) as pool:
+        futures = {pool.submit(_grade_one, lesson, student): student for student in students}
+        for future in as_completed(futures):
+            try:
+                record(future.result())
+            except Exception as error:  # a worker that died takes its submission with it
+                record(Outcome(futures[future], error=f"{type(error).__name__}: {error}"))
 
 
 def table(outcomes: Sequence[Outcome]) -> str:

@@ -571,3 +571,73 @@ def test_the_lessons_solutions_leave_no_evidence(tmp_path, name: str):
 def _without_markers(source: str) -> str:
     """An answer as a student types it: the solution without nbgrader's marker lines."""
     return "\n".join(line for line in source.splitlines() if not any(m in line for m in SOLUTION))
+
+
+ATTACHED_KERNEL = """
+import asyncio, sys
+from pathlib import Path
+from jupyter_client.manager import AsyncKernelManager
+from ftlib_course.sandbox import forkserver, layout
+from ftlib_course.sandbox.evidence import EvidenceChannel
+from ftlib_course.sandbox.limits import Limits
+from ftlib_course.sandbox.manager import SandboxKernelManager
+
+async def main():
+    forkserver.attach(Path(sys.argv[1]), int(sys.argv[2]))
+    server = forkserver.shared_fork_server()
+    channel = EvidenceChannel()
+    manager = SandboxKernelManager(server=server, channel=channel, files={},
+        env=layout.kernel_environment(), limits=Limits(), kernel_name="python3")
+    await manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=120)
+    shown = []
+    await client.execute_interactive("import sys; print('colorsys' in sys.modules)",
+        output_hook=lambda m: shown.append(m["content"].get("text", "")), timeout=120)
+    client.stop_channels()
+    await manager.shutdown_kernel(now=True)
+    print(type(server).__name__, server.runtime == Path(sys.argv[1]), "".join(shown).strip())
+
+asyncio.run(main())
+"""
+
+
+def test_another_process_forks_its_kernels_from_the_server_it_attached_to():
+    """The workers of a grading run share the server their parent started, with the lesson's
+    modules imported; none starts a server of its own."""
+    needs_sandbox()
+    server = forkserver.ForkServer(preload=["colorsys", "no_such_module_here"], wait=False)
+    try:
+        runtime, pid = server.address
+        attached = subprocess.run(
+            [sys.executable, "-c", ATTACHED_KERNEL, str(runtime), str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert attached.returncode == 0, attached.stderr[-3000:]
+        assert attached.stdout.split() == ["ForkServerClient", "True", "True"]
+        assert server.wait_until_ready()["not_preloaded"] == ["no_such_module_here"]
+    finally:
+        server.close()
+    assert not runtime.exists()
+
+
+def test_the_server_imports_what_the_lessons_source_notebook_imports(tmp_path):
+    from ftlib_course.sandbox.preload import notebook_imports
+
+    source = nbformat.v4.new_notebook()
+    source.cells = [
+        nbformat.v4.new_markdown_cell("import not_code"),
+        nbformat.v4.new_code_cell("%matplotlib inline\nimport torch.nn as nn, math\nx = 1"),
+        nbformat.v4.new_code_cell("def f():\n    from ftlib.stats import paired_interval\n"),
+        nbformat.v4.new_code_cell("from . import nothing\nimport math"),
+    ]
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(source, path)
+    assert notebook_imports(path) == ["torch.nn", "math", "ftlib.stats"]
+    assert notebook_imports(tmp_path / "missing.ipynb") == []
+    for name in lesson_names():
+        imports = notebook_imports(ROOT / "solutions" / name / f"{name}.ipynb")
+        assert "ftlib_course.checks" in imports, name

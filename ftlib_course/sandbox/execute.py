@@ -50,6 +50,7 @@ from ftlib_course.sandbox.manager import (
     SandboxKernelManager,
 )
 from ftlib_course.sandbox.outputs import OUTPUT_LIMIT, CellOutputBudget, stderr_as_stdout
+from ftlib_course.sandbox.preload import notebook_imports
 from ftlib_course.sandbox.skipping import (
     should_skip,
     skippable_cells,
@@ -257,7 +258,9 @@ class SandboxedExecute(GradingExecute):
             problem = sandbox_problem()
             if problem:
                 raise SandboxError(f"cannot grade in a sandbox: {problem}")
-            self._server = shared_fork_server()
+            self._server = shared_fork_server(
+                notebook_imports(self._course_path("source", resources))
+            )
             self.summary["limits"] = describe(self.limits)
 
     def create_kernel_manager(self):

@@ -1,9 +1,12 @@
 """The grader's side of the fork server: started once, it forks one sandboxed kernel per notebook.
 
-`ForkServer.spawn` returns a `ForkedKernel`, which behaves like the `subprocess.Popen` of a kernel
+`ForkServer` starts the server and owns it; `ForkServerClient.spawn` (any process of the grading
+run may ask) returns a `ForkedKernel`, which behaves like the `subprocess.Popen` of a kernel
 (`pid`, `poll`, `wait`, `send_signal`, `kill`), so jupyter_client's local provisioner can manage
 it. Signals go through a pidfd, which cannot reach another process once the kernel's pid is
-reused. One server serves a whole grading process (`shared_fork_server`); it dies with it.
+reused. One server serves a whole grading run (`shared_fork_server`): the command that grades a
+class starts it and its worker processes `attach` to it, so the heavy imports happen once, while
+the rest starts up; it dies with the process that started it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ftlib_course.sandbox import layout
@@ -32,6 +36,7 @@ START_TIMEOUT = 180.0
 
 _RUNTIME_PREFIX = "ftlib-sandbox-"
 _OWNER_FILE = "owner.pid"
+_LOG_FILE = "server.log"
 _SERVER_MODULE = "ftlib_course.sandbox.zygote"
 
 
@@ -39,42 +44,41 @@ class SandboxError(RuntimeError):
     """The sandbox could not be started or could not start a kernel."""
 
 
-class ForkServer:
-    """A running fork server in its sandbox."""
+class ForkServerClient:
+    """Asks a running fork server for kernels; usable from any process of the grading run.
 
-    def __init__(self) -> None:
-        self.owner = os.getpid()
-        _remove_stale_runtimes()
-        self.runtime = Path(tempfile.mkdtemp(prefix=_RUNTIME_PREFIX)).resolve()
-        (self.runtime / "jobs").mkdir()
-        (self.runtime / _OWNER_FILE).write_text(str(self.owner))
+    Args:
+        runtime: the server's runtime folder (its socket, the kernels' inputs, its log).
+        pid: the server's process, to tell whether it still runs.
+    """
+
+    def __init__(self, runtime: Path, pid: int) -> None:
+        self.runtime, self.pid = runtime, pid
         self._ids = itertools.count(1)
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the server runs
-        program = [str(layout.python_executable()), "-m", _SERVER_MODULE, str(self.runtime)]
-        command = layout.bubblewrap_command(self.runtime, program, layout.server_environment())
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log
-        )
-        self.info = self._wait_until_ready()
-        self.start_seconds = time.perf_counter() - started
 
-    def _wait_until_ready(self) -> dict:
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
-        line = self.process.stdout.readline() if ready else b""
-        if not line:
-            self._stop()
-            tail = self.log_tail()  # before `close` closes the log
-            self.close()
-            raise SandboxError(f"the grading sandbox did not start:\n{tail}")
-        return json.loads(line)
+    @property
+    def address(self) -> tuple[Path, int]:
+        """What another process passes to `attach` to use this server."""
+        return self.runtime, self.pid
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # it exists, and is not ours to signal
+        return True
 
     def log_tail(self, size: int = 3000) -> str:
         """The end of what the server wrote to stderr."""
-        self._log.seek(0, os.SEEK_END)
-        self._log.seek(max(0, self._log.tell() - size))
-        return self._log.read().decode(errors="replace")
+        try:
+            with open(self.runtime / _LOG_FILE, "rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - size))
+                return log.read().decode(errors="replace")
+        except OSError as error:
+            return f"(no log: {error})"
 
     def spawn(
         self,
@@ -100,7 +104,7 @@ class ForkServer:
         Raises:
             SandboxError: if the server is gone or the kernel could not be forked.
         """
-        job = self.runtime / "jobs" / str(next(self._ids))
+        job = self.runtime / "jobs" / f"{os.getpid()}-{next(self._ids)}"
         _copy_files(files, job / "files", limits.scratch_bytes)
         controllers = writable_controllers()
         request = {
@@ -116,7 +120,7 @@ class ForkServer:
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         connection.settimeout(30)
         try:
-            connection.connect(str(self.runtime / SERVER_SOCKET))
+            self._connect(connection)
             socket.send_fds(connection, [json.dumps(request).encode()], [evidence_fd])
             message, ancillary, _, _ = connection.recvmsg(1 << 16, socket.CMSG_SPACE(12))
         except OSError as error:
@@ -134,6 +138,70 @@ class ForkServer:
         connection.send(b"go")
         return kernel
 
+    def _connect(self, connection: socket.socket) -> None:
+        """Connect to the server's socket, waiting while a server that still runs starts up."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                connection.connect(str(self.runtime / SERVER_SOCKET))
+                return
+            except (FileNotFoundError, ConnectionRefusedError):
+                if not self.alive() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+class ForkServer(ForkServerClient):
+    """A fork server in its sandbox, started and owned by this process.
+
+    Args:
+        preload: modules to import besides `preload.BASE` (those of the lesson it grades).
+        wait: wait until the server has imported everything and listens (else `spawn` waits
+            for it, and its start overlaps whatever the caller does meanwhile).
+    """
+
+    def __init__(self, *, preload: Sequence[str] = (), wait: bool = True) -> None:
+        self.owner = os.getpid()
+        _remove_stale_runtimes()
+        runtime = Path(tempfile.mkdtemp(prefix=_RUNTIME_PREFIX)).resolve()
+        (runtime / "jobs").mkdir()
+        (runtime / _OWNER_FILE).write_text(str(self.owner))
+        program = [str(layout.python_executable()), "-m", _SERVER_MODULE, str(runtime), *preload]
+        command = layout.bubblewrap_command(runtime, program, layout.server_environment())
+        self._started = time.perf_counter()
+        with open(runtime / _LOG_FILE, "wb") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log
+            )
+        super().__init__(runtime, self.process.pid)
+        self.info: dict | None = None
+        self.start_seconds: float | None = None
+        if wait:
+            self.wait_until_ready()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_until_ready(self) -> dict:
+        """What the server reported once ready (`ready`, `not_preloaded`).
+
+        Raises:
+            SandboxError: with the end of its log, if it did not start.
+        """
+        if self.info is not None:
+            return self.info
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
+        line = self.process.stdout.readline() if ready else b""
+        if not line:
+            self._stop()
+            tail = self.log_tail()  # before `close` removes the log
+            self.close()
+            raise SandboxError(f"the grading sandbox did not start:\n{tail}")
+        self.info = json.loads(line)
+        self.start_seconds = time.perf_counter() - self._started
+        return self.info
+
     def close(self) -> None:
         """Stop the server and every kernel it forked; remove its files.
 
@@ -143,7 +211,6 @@ class ForkServer:
         if os.getpid() != self.owner:
             return
         self._stop()
-        self._log.close()
         shutil.rmtree(self.runtime, ignore_errors=True)
 
     def _stop(self) -> None:
@@ -253,11 +320,20 @@ class ForkedKernel:
 
 
 _shared: list[ForkServer] = []
+_attached: list[ForkServerClient] = []
 
 
-def shared_fork_server() -> ForkServer:
-    """The fork server of this process, started on first use (and again if it died)."""
-    if not _shared or _shared[0].owner != os.getpid() or _shared[0].process.poll() is not None:
-        _shared[:] = [ForkServer()]
+def attach(runtime: Path, pid: int) -> None:
+    """Let this process ask the server that another process of the grading run started."""
+    _attached[:] = [ForkServerClient(runtime, pid)]
+
+
+def shared_fork_server(preload: Sequence[str] = ()) -> ForkServerClient:
+    """The fork server of this grading run: the one `attach` named while it runs, else this
+    process's own, started on first use (importing `preload` too), and again if it died."""
+    if _attached and _attached[0].alive():
+        return _attached[0]
+    if not _shared or _shared[0].owner != os.getpid() or not _shared[0].alive():
+        _shared[:] = [ForkServer(preload=preload)]
         atexit.register(_shared[0].close)
     return _shared[0]

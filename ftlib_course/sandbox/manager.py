@@ -26,7 +26,7 @@ from traitlets import default
 
 from ftlib_course.sandbox import layout, outputs
 from ftlib_course.sandbox.evidence import EvidenceChannel
-from ftlib_course.sandbox.forkserver import ForkServer
+from ftlib_course.sandbox.forkserver import ForkServerClient
 from ftlib_course.sandbox.limits import Limits
 from ftlib_course.sandbox.zygote import CONNECTION_FILE, EVIDENCE_FD
 
@@ -108,7 +108,7 @@ class SandboxKernelManager(CappedKernelManager):
     def __init__(
         self,
         *,
-        server: ForkServer,
+        server: ForkServerClient,
         channel: EvidenceChannel,
         files: dict[str, Path],
         env: dict[str, str],
@@ -127,7 +127,7 @@ class SandboxKernelManager(CappedKernelManager):
 class ForkProvisioner(LocalProvisioner):
     """Launches a kernel by asking the fork server, not by running a command."""
 
-    job: tuple[ForkServer, EvidenceChannel, dict[str, Path], dict[str, str], Limits]
+    job: tuple[ForkServerClient, EvidenceChannel, dict[str, Path], dict[str, str], Limits]
 
     async def launch_kernel(self, cmd: list[str], **kwargs) -> dict:
         server, channel, files, env, limits = self.job

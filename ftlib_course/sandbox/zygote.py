@@ -1,13 +1,13 @@
 """The fork server: one sandboxed Python that imports the heavy libraries once and forks a fresh,
 isolated kernel for every notebook.
 
-    python -m ftlib_course.sandbox.zygote RUNTIME      (started by `forkserver.ForkServer`)
+    python -m ftlib_course.sandbox.zygote RUNTIME [MODULE ...]    (by `forkserver.ForkServer`)
 
-Importing torch, torchvision, matplotlib, scikit-learn and IPython takes seconds; a forked child
-has them at once. The server never runs a cell, starts a thread pool or opens a kernel socket,
-so every child starts from the same clean state. For each request on `RUNTIME/fork.sock` it
-forks a helper that moves into new mount, pid, network, IPC and UTS namespaces and forks their
-init, pid 1. The init:
+Importing torch, matplotlib, scikit-learn and IPython takes seconds; a forked child has them at
+once (`preload.BASE`, and the MODULEs the lesson imports). The server never runs a cell, starts
+a thread pool or opens a kernel socket, so every child starts from the same clean state. For
+each request on `RUNTIME/fork.sock` it forks a helper that moves into new mount, pid, network,
+IPC and UTS namespaces and forks their init, pid 1. The init:
 
 1. mounts its own /proc, and fresh, size-limited tmpfs on the scratch folder (filled with the
    notebook's files), /tmp (the read-only folders under it bound back), /dev/shm and the socket
@@ -43,6 +43,7 @@ from pathlib import Path
 
 from ftlib_course.sandbox import kernel, limits, namespaces
 from ftlib_course.sandbox.layout import SCRATCH, SOCKETS
+from ftlib_course.sandbox.preload import BASE
 
 SERVER_SOCKET = "fork.sock"
 CONNECTION_FILE = f"{SOCKETS}/kernel.json"
@@ -50,29 +51,6 @@ CONNECTION_FILE = f"{SOCKETS}/kernel.json"
 EVIDENCE_FD = 3
 SOCKET_FOLDER_BYTES = 1 << 20
 
-PRELOAD = [
-    "numpy",
-    "torch",
-    "torch.nn.functional",
-    "torch.utils.data",
-    "torchvision",
-    "torchvision.transforms",
-    "matplotlib.pyplot",
-    "matplotlib_inline.backend_inline",
-    "sklearn",
-    "sklearn.datasets",
-    "PIL.Image",
-    "tqdm.auto",
-    "IPython",
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "ipykernel.zmqshell",
-    "ipykernel.debugger",
-    "ftlib",
-    "ftlib_course.checks",
-    "ftlib_course.sandbox.guard",
-]
-"""Modules every lesson imports, or the kernel needs, that take long to import."""
 
 _NAMESPACES = (
     namespaces.CLONE_NEWNS
@@ -87,7 +65,7 @@ _PASSED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 def main(argv: list[str]) -> None:
     runtime = Path(argv[0])
-    missing = _preload()
+    missing = _preload([*BASE, *argv[1:]])
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # helpers are reaped by the system
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server.bind(str(runtime / SERVER_SOCKET))
@@ -104,9 +82,9 @@ def main(argv: list[str]) -> None:
                 _serve(server, connection)
 
 
-def _preload() -> list[str]:
+def _preload(modules: list[str]) -> list[str]:
     missing = []
-    for name in PRELOAD:
+    for name in dict.fromkeys(modules):
         try:
             importlib.import_module(name)
         except ImportError:
