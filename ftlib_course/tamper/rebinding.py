@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import nbformat
 
@@ -25,6 +26,12 @@ from ftlib_course.tamper.syntax import parse, readable
 
 
 def protected_names(locked: Iterable[LockedCell]) -> dict[str, str | None]:
+    """See `_protected_names`; the same for every submission of a lesson, so kept."""
+    return dict(_protected_names(tuple(locked)))
+
+
+@lru_cache(maxsize=32)
+def _protected_names(locked: tuple[LockedCell, ...]) -> dict[str, str | None]:
     """Names that the graded cells rely on, mapped to what an import binds them to (else None).
 
     A name is protected when a test cell reads it, directly or through a statement of a locked
@@ -96,23 +103,13 @@ class ReadWindows:
         self.binders: dict[str, list[float]] = {}
         later: dict[str, set[str]] = {}  # name -> names whose functions read it when called
         for index, cell in trusted:
-            tree = readable(cell.source)
-            if tree is None:
-                continue
-            uses: dict[str, str] = {}  # name -> "read" or "bound", whichever comes first
-            for statement in tree.body:
-                module = ast.Module(body=[statement], type_ignores=[])
-                reads = global_reads(statement)
-                first_uses(statement, uses)
-                binds = {name for name, _, _ in module_level_bindings(module)}
-                eager = reads if cell.graded else eager_reads(module) & reads
-                for name in reads - eager:
+            for binds, read_when_called, read_first in _statement_uses(cell.source, cell.graded):
+                for name in read_when_called:
                     later.setdefault(name, set()).update(binds)
                 for name in binds:
                     self.binders.setdefault(name, []).append(index)
-                for name in eager:
-                    if uses.get(name, "read") == "read":
-                        self.readers.setdefault(name, set()).add(index)
+                for name in read_first:
+                    self.readers.setdefault(name, set()).add(index)
         for name in list(later):
             self.readers.setdefault(name, set()).update(self._called_at(name, later, set()))
 
@@ -144,3 +141,26 @@ class ReadWindows:
             position < reader and (rebound is None or reader <= rebound)
             for reader in self.readers.get(name, ())
         )
+
+
+_Uses = tuple[frozenset[str], frozenset[str], frozenset[str]]
+
+
+@lru_cache(maxsize=256)  # every submission of a lesson holds the same locked cells
+def _statement_uses(source: str, graded: bool) -> tuple[_Uses, ...]:
+    """Per statement of a cell: the names it binds, those it reads only when a function it
+    defines is called, and those it reads when it runs before binding them."""
+    tree = readable(source)
+    if tree is None:
+        return ()
+    found = []
+    uses: dict[str, str] = {}  # name -> "read" or "bound", whichever comes first
+    for statement in tree.body:
+        module = ast.Module(body=[statement], type_ignores=[])
+        reads = global_reads(statement)
+        first_uses(statement, uses)
+        binds = frozenset(name for name, _, _ in module_level_bindings(module))
+        eager = reads if graded else eager_reads(module) & reads
+        read_first = frozenset(name for name in eager if uses.get(name, "read") == "read")
+        found.append((binds, frozenset(reads - eager), read_first))
+    return tuple(found)

@@ -7,14 +7,19 @@ are seen as the `get_ipython()` calls they become.
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 
 from IPython.core.inputtransformer2 import TransformerManager
 
 _TRANSFORMER = TransformerManager()
 
 
+@lru_cache(maxsize=512)  # every submission of a lesson holds the same locked cells
 def parse(source: str) -> ast.Module | None:
-    """The tree of what IPython runs for `source`, or None when it does not parse."""
+    """The tree of what IPython runs for `source`, or None when it does not parse.
+
+    The tree is shared by every caller that parses the same text: read it, never change it.
+    """
     try:
         return ast.parse(_TRANSFORMER.transform_cell(source))
     except (SyntaxError, ValueError):
