@@ -6,9 +6,10 @@ as they are), refuses to grade without the grading sandbox unless `--no-sandbox`
 submissions are trusted, and grades students side by side: N worker processes (default: one per
 core), each with one `NbGraderAPI` (nbgrader's start-up costs seconds per command), all writing
 one SQLite gradebook and forking their kernels from one fork server, started first so that its
-imports overlap the rest of the start. It shows a progress bar with the time left, then a table of every student
-with score, flags and seconds, and says which mode graded. It exits 1 when a submission could
-not be graded, 2 when the command itself cannot run (unknown lesson, no submissions, no sandbox).
+imports overlap the rest of the start. It shows a progress bar with the time left, then a table
+of every student with score, flags and seconds, and says which mode graded. It exits 1 when a
+submission could not be graded, 2 when the command itself cannot run (unknown lesson, no
+submissions, no sandbox).
 """
 
 from __future__ import annotations

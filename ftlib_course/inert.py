@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from html.parser import HTMLParser
 
 from nbconvert.exporters.exporter import ResourcesDict
@@ -140,7 +141,17 @@ def active_parts(markup: str) -> list[str]:
 
 def markdown_active_parts(source: str) -> list[str]:
     """`active_parts` of markdown as the formgrader and the feedback page render it."""
-    return active_parts(markdown2html_mistune(source))
+    if len(source) > _KEPT_TEXT_CHARS:
+        return active_parts(markdown2html_mistune(source))
+    return list(_kept_markdown_active_parts(source))
+
+
+_KEPT_TEXT_CHARS = 20_000
+
+
+@lru_cache(maxsize=512)  # every submission of a lesson holds the lesson's text cells
+def _kept_markdown_active_parts(source: str) -> tuple[str, ...]:
+    return tuple(active_parts(markdown2html_mistune(source)))
 
 
 def as_text(source: str, found: list[str]) -> str:

@@ -14,16 +14,26 @@ from IPython.core.inputtransformer2 import TransformerManager
 _TRANSFORMER = TransformerManager()
 
 
-@lru_cache(maxsize=512)  # every submission of a lesson holds the same locked cells
 def parse(source: str) -> ast.Module | None:
     """The tree of what IPython runs for `source`, or None when it does not parse.
 
-    The tree is shared by every caller that parses the same text: read it, never change it.
+    Trees of short cells are kept and shared by every caller that parses the same text (every
+    submission of a lesson holds its locked cells): read them, never change them.
     """
+    return _kept_parse(source) if len(source) <= _KEPT_SOURCE_CHARS else _parse(source)
+
+
+_KEPT_SOURCE_CHARS = 20_000
+
+
+def _parse(source: str) -> ast.Module | None:
     try:
         return ast.parse(_TRANSFORMER.transform_cell(source))
     except (SyntaxError, ValueError):
         return None
+
+
+_kept_parse = lru_cache(maxsize=512)(_parse)
 
 
 def readable(source: str) -> ast.Module | None:
