@@ -272,6 +272,10 @@ MORE_ATTACKS = {
     "builtin-rebound, in the notebook": "isinstance = lambda *args: True",
     "library-rebound, numpy": "import numpy\nnumpy.isclose = lambda *args, **kwargs: True",
     "library-rebound, math": "import math\nmath.isclose = lambda *args, **kwargs: True",
+    "library-rebound, scipy.stats": (
+        "from scipy import stats\nstats.ttest_ind = lambda *args, **kwargs: None"
+    ),
+    "library-rebound, statistics": "import statistics\nstatistics.mean = lambda data: 0.0",
     "library-rebound, checks": (
         "from ftlib_course import checks\n"
         "cell = type(checks.check).equal.__closure__[0]\n"

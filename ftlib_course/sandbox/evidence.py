@@ -17,13 +17,13 @@ kernel as a whole). The kinds:
   changed.
 - builtin-rebound: a name of `builtins` rebound, or a built-in name a test reads (`abs`,
   `isinstance`, ...) rebound in the notebook's namespace.
-- library-rebound: a function of `torch`, `torch.nn.functional`, `numpy`, `math` or
-  `ftlib_course.checks` replaced; an attribute of `torch.Tensor`, `nn.Module`, `nn.Parameter`
-  or the test helper's class changed; a reference captured by `check` changed; `check` rebound
-  in the notebook; one of those modules replaced in `sys.modules`.
-- attribute-write: cell code replaced the code or defaults of a function of torch, numpy,
-  math, builtins, IPython, ipykernel or ftlib_course, or attributes were added to or removed
-  from one of the classes above.
+- library-rebound: a function of `torch`, `torch.nn.functional`, `numpy`, `scipy.stats`, `math`,
+  `statistics` or `ftlib_course.checks` replaced; an attribute of `torch.Tensor`, `nn.Module`,
+  `nn.Parameter` or the test helper's class changed; a reference captured by `check` changed;
+  `check` rebound in the notebook; one of those modules replaced in `sys.modules`.
+- attribute-write: cell code replaced the code or defaults of a function of torch, numpy, scipy,
+  math, statistics, builtins, IPython, ipykernel or ftlib_course, or attributes were added to or
+  removed from one of the classes above.
 - trace-hook: `sys.settrace`/`sys.setprofile` from cell code, or a trace function left set.
 - output-suppressed: the kernel reports that a locked cell raised, but no error output came
   (the message or the reply was dropped or rewritten); the cell gets an error output, so it

@@ -66,7 +66,17 @@ _MAX_RECORDS = 50_000
 _MAX_DETAIL = 300
 _MAX_SYMLINKS = 40
 
-_WATCHED_PACKAGES = ("builtins", "torch", "numpy", "math", "IPython", "ipykernel", "ftlib_course")
+_WATCHED_PACKAGES = (
+    "builtins",
+    "torch",
+    "numpy",
+    "scipy",
+    "math",
+    "statistics",
+    "IPython",
+    "ipykernel",
+    "ftlib_course",
+)
 _FILE_EVENTS = frozenset(["open", "os.listdir", "os.scandir", "glob.glob", "os.symlink"])
 _INSPECTION_EVENTS = {
     "gc.get_objects": "gc-inspection",

@@ -17,6 +17,8 @@ from pathlib import Path
 
 BASE = [
     "numpy",
+    "scipy.stats",  # the guard watches its functions, and those of statistics
+    "statistics",
     "torch",
     "torch.nn.functional",
     "torch.utils.data",

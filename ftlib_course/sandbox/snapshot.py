@@ -1,14 +1,14 @@
 """What the grading kernel's guard compares at the start of every cell and at the end.
 
-A `Snapshot` holds, for everything the test cells rely on, how to read it and what it was when
-the kernel started: IPython's transformer lists, event callbacks, the shell's and the kernel's
-execution methods, the display hook, the path an error message takes out (the session, its
-methods, the iopub socket and thread, the display publisher, `sys.stdout`/`stderr`), where
-IPython keeps cell texts (history lists, `linecache`), trace and profile functions, every name
-of `builtins`, the functions of torch, torch.nn.functional, numpy, math and
-`ftlib_course.checks`, the attributes of `torch.Tensor`, `nn.Module`, `nn.Parameter` and of the
-test helper's class, the references the helper captured in its closures, the built-in names and
-`check` as the notebook sees them.
+A `Snapshot` holds, for everything the test cells rely on, how to read it and what it was when the
+kernel started: IPython's transformer lists, event callbacks, the shell's and the kernel's execution
+methods, the display hook, the path an error message takes out (the session, its methods, the iopub
+socket and thread, the display publisher, `sys.stdout`/`stderr`), where IPython keeps cell texts
+(history lists, `linecache`), trace and profile functions, every name of `builtins`, the functions
+of torch, torch.nn.functional, numpy, scipy.stats, math, statistics and `ftlib_course.checks` (what
+tests compute their expected values with), the attributes of `torch.Tensor`, `nn.Module`,
+`nn.Parameter` and of the test helper's class, the references the helper captured in its closures,
+the built-in names and `check` as the notebook sees them.
 
 It runs inside the audit hook, while cell code may have rebound anything: so it never calls code
 of the objects it reads. Attributes are read from instance and class dictionaries (traitlets'
@@ -331,11 +331,14 @@ def _classes_behind(objects) -> list[type]:
 
 
 def _watched_modules(checks) -> list[types.ModuleType]:
+    import statistics
+
     import numpy
+    import scipy.stats
     import torch
     import torch.nn.functional
 
-    return [math, numpy, torch, torch.nn.functional, checks]
+    return [math, statistics, numpy, scipy.stats, torch, torch.nn.functional, checks]
 
 
 def _watched_types() -> list[type]:
