@@ -1,35 +1,47 @@
 """The course as a learner meets it: `course.py lab` in Chromium, driven by Playwright.
 
-Each test starts JupyterLab the way `course.py lab` does (`python -m ftlib_course.lab`, on
-127.0.0.1 with a token and fresh per-user Jupyter folders) in a temporary copy of the lessons, and
-opens it in headless Chromium with a fresh profile. They check that:
+The tests start JupyterLab the way `course.py lab` does (`python -m ftlib_course.lab`, on
+127.0.0.1 with a token and fresh per-user Jupyter folders) in a temporary copy of the lessons, a
+learner's lab and an instructor's, and open them in one headless Chromium with a fresh profile.
+As a learner keeps a tab on the lab, each lab's tab stays open: a test opens its notebook from
+the File menu and closes it after. The learner's lab saves widget state and cell timing with a
+notebook (two settings a learner may choose), so the saved file says what the page must show.
+While one lesson is checked, the next one already runs in a second tab. They check that:
 
 - the learner's lab shows the Validate button and none of nbgrader's instructor tools, the
   instructor's (`--instructor`) all of them, and neither asks about Jupyter news;
 - every lesson, filled in with its solutions, runs from Run All to an idle kernel with no error
-  output; every figure a headless run of it produces is shown as a decoded image; every progress
-  bar has a bar and all of its text in view (a probe notebook shows the check fails on a bar
-  whose text squeezes it out); moving any slider or drop-down of an `interact` redraws its figure;
+  output; every figure the saved notebook holds (those drawn into an `interact`'s output widget
+  included, as the lab saves widget state) is shown in its cell as a decoded image, and every
+  cell that calls `plt.show()` has one; every progress bar has a bar and all of its text in
+  view; moving any slider or drop-down of an `interact` redraws its figure;
+- a probe notebook shows that these checks fail on a bar whose text squeezes it out, on a PNG
+  that does not decode, on one the page shows as something else, and on a cell that plots
+  nothing;
 - in the student version of lesson 1, a correct answer earns the pass line, a wrong one the hint,
   and the Validate button gives its verdict; on a finished lesson it says the lesson passes.
 
 Screenshots (one per lesson; one per figure, progress bar and widget move; Validate's verdicts;
-one of every failure) go to tests/artifacts/browser/. `pytest -s` prints each lesson's times
-(opening, Run All, waiting for the headless reference, checks). The tests skip, saying why, where
-Chromium or Playwright is missing. Select them with `-m browser`.
+one of every failure) go to tests/artifacts/browser/. `pytest -s` prints each lesson's Run All
+in its kernel and the test's phases (beginning it, waiting for it, the checks). The tests skip,
+saying why, where Chromium or Playwright is missing. Select them with `-m browser`.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import os
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import pairwise
 
 import nbformat
+import PIL.Image
 import pytest
 
 from ftlib_course.checks import PASS_MARK
@@ -41,14 +53,21 @@ pytest.importorskip(
 )
 
 from browser.lab_server import LabServer  # noqa: E402 (needs Playwright's skip first)
+from browser.lesson_runs import LessonRuns  # noqa: E402
 from browser.lessons import (  # noqa: E402
     answer_cells,
     copy_lesson,
     error_outputs,
-    filled_in,
-    run_headless,
+    filled_in_copy,
 )
-from browser.notebook_page import CHROMIUM, NotebookPage, chromium, chromium_path  # noqa: E402
+from browser.notebook_page import (  # noqa: E402
+    CHROMIUM,
+    LabTab,
+    NotebookPage,
+    chromium,
+    chromium_path,
+)
+from browser.saved_outputs import SAVE_WIDGETS_AND_TIMING, saved_outputs  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -74,18 +93,13 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def background() -> Iterator[ThreadPoolExecutor]:
-    """A thread for the headless reference runs, which take the other core meanwhile."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool
-
-
-@pytest.fixture(scope="module")
 def learner_lab(tmp_path_factory) -> Iterator[LabServer]:
-    """A learner's lab on a folder with lesson 1 as released; `filled_in_copy` adds lessons."""
+    """A learner's lab on a folder with lesson 1 as released; `filled_in_copy` adds lessons.
+    It saves widget state and cell timing with a notebook: the file tells what widgets drew."""
     folder = tmp_path_factory.mktemp("course")
     copy_lesson(FIRST, folder / "student")
-    server = LabServer(folder, tmp_path_factory.mktemp("learner-home"))
+    home = tmp_path_factory.mktemp("learner-home")
+    server = LabServer(folder, home, settings=SAVE_WIDGETS_AND_TIMING)
     yield server
     server.stop()
 
@@ -99,29 +113,58 @@ def instructor_lab(tmp_path_factory) -> Iterator[LabServer]:
     server.stop()
 
 
-def filled_in_copy(lab: LabServer, lesson: str) -> str:
-    """Put `lesson` filled in with its solutions into the lab's folder; returns its lab path."""
-    path = lab.folder / "filled_in" / lesson / f"{lesson}.ipynb"
-    if not path.exists():
-        copy_lesson(lesson, path.parents[1], filled_in(lesson))
-    return path.relative_to(lab.folder).as_posix()
+@pytest.fixture(scope="module")
+def learner_tab(browser, learner_lab) -> Iterator[LabTab]:
+    """One tab on the learner's lab for all the tests (each opens its notebook and closes it)."""
+    tab = LabTab(browser, learner_lab, "learner")
+    yield tab
+    tab.discard()
+
+
+@pytest.fixture(scope="module")
+def instructor_tab(browser, instructor_lab) -> Iterator[LabTab]:
+    tab = LabTab(browser, instructor_lab, "instructor")
+    yield tab
+    tab.discard()
+
+
+@pytest.fixture(scope="module")
+def lesson_runs(request, browser, learner_lab) -> Iterator[LessonRuns]:
+    """The lessons' Run Alls in the learner's lab, each begun while the one before it is checked.
+    Under pytest-xdist, whose workers share the tests (and the cores) out, none is begun ahead."""
+    lesson_test = test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar
+    order = [
+        item.callspec.params["lesson"]
+        for item in request.session.items
+        if getattr(item, "function", None) is lesson_test
+    ]
+    runs = LessonRuns(browser, learner_lab, [] if "PYTEST_XDIST_WORKER" in os.environ else order)
+    yield runs
+    runs.close()
 
 
 @contextmanager
-def opened(browser, lab: LabServer, notebook: str, name: str) -> Iterator[NotebookPage]:
-    """`notebook` open in a new tab, alone in a workspace of its own (so that the lab restores no
-    tab of an earlier test); a screenshot of the page if the block fails."""
+def opened(tab: LabTab, lab: LabServer, notebook: str, name: str) -> Iterator[NotebookPage]:
+    """`notebook` open in `tab` for the block; see `watched`."""
+    with watched(tab, lab, notebook, name):
+        yield tab.open(notebook)
+
+
+@contextmanager
+def watched(tab: LabTab, lab: LabServer, notebook: str, name: str) -> Iterator[None]:
+    """The tab's notebooks closed after the block and the kernel of `notebook` ended; if the
+    block fails, a screenshot of the tab, which is then discarded (so that the next test loads
+    the lab anew, whatever state this one left it in)."""
     _clear_artefacts(name)
-    page = NotebookPage(browser, lab.url(f"lab/workspaces/{name}/tree/{notebook}?reset"))
     try:
-        yield page
+        yield
+        tab.close_all()
     except BaseException:
-        path = page.screenshot(ARTEFACTS / f"{name}-failure.png")
-        print(f"screenshot of the failure: {path}")
+        print(f"screenshot of the failure: {tab.screenshot(ARTEFACTS / f'{name}-failure.png')}")
+        tab.discard()
         raise
     finally:
-        page.close()
-        lab.shut_down_kernels()
+        lab.shut_down_kernel(notebook)
 
 
 def _instructor_tools(page: NotebookPage) -> dict[str, list[str]]:
@@ -137,8 +180,8 @@ def _instructor_tools(page: NotebookPage) -> dict[str, list[str]]:
     }
 
 
-def test_learner_lab_shows_validate_but_no_instructor_tool_or_news_prompt(browser, learner_lab):
-    with opened(browser, learner_lab, f"student/{FIRST}/{FIRST}.ipynb", "learner-lab") as page:
+def test_learner_lab_shows_validate_but_no_instructor_tool_or_news_prompt(learner_tab, learner_lab):
+    with opened(learner_tab, learner_lab, f"student/{FIRST}/{FIRST}.ipynb", "learner-lab") as page:
         # Where it is not turned off, the news prompt is up by now (and the lesson tests look
         # for it again after their runs).
         page.page.wait_for_timeout(2000)
@@ -151,8 +194,8 @@ def test_learner_lab_shows_validate_but_no_instructor_tool_or_news_prompt(browse
     assert learner_lab.setting_default(notification, "fetchNews") == "false"
 
 
-def test_instructor_lab_shows_nbgrader_tools(browser, instructor_lab):
-    with opened(browser, instructor_lab, f"{FIRST}/{FIRST}.ipynb", "instructor-lab") as page:
+def test_instructor_lab_shows_nbgrader_tools(instructor_tab, instructor_lab):
+    with opened(instructor_tab, instructor_lab, f"{FIRST}/{FIRST}.ipynb", "instructor-lab") as page:
         tools = _instructor_tools(page)
         assert tools["menus"] == ["Nbgrader"]
         assert len(tools["sidebar"]) == 1
@@ -162,45 +205,41 @@ def test_instructor_lab_shows_nbgrader_tools(browser, instructor_lab):
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
-    lesson, browser, learner_lab, background, record_property
+    lesson, learner_lab, lesson_runs, record_property
 ):
-    notebook = filled_in_copy(learner_lab, lesson)
-    headless_run = background.submit(run_headless, learner_lab.folder / notebook)
     times = {"start": time.perf_counter()}
-    with opened(browser, learner_lab, notebook, lesson) as page:
-        times["opened"] = time.perf_counter()
-        page.run()
+    notebook = filled_in_copy(learner_lab.folder, lesson)
+    tab, page = lesson_runs.running(lesson)
+    times["begun"] = time.perf_counter()
+    with watched(tab, learner_lab, notebook, lesson):
+        page.wait_for_run()
         times["ran"] = time.perf_counter()
-        record_property("browser_run_seconds", round(times["ran"] - times["opened"], 1))
         page.save()
         assert error_outputs(learner_lab.folder / notebook) == []
-        reference = headless_run.result()
-        times["reference"] = time.perf_counter()
+        saved = saved_outputs(learner_lab.folder / notebook)
+        record_property("browser_run_seconds", saved.run_seconds)
+        counts = page.execution_counts()
         not_run = [
             index
-            for index, cell in enumerate(reference.notebook.cells)
-            if cell.cell_type == "code" and page.execution_count(index) is None
+            for index, cell in enumerate(saved.notebook.cells)
+            if cell.cell_type == "code" and counts[index] is None
         ]
         assert not_run == [], f"Run All did not reach cells {not_run}"
 
         images = page.images()
-        assert len(images) == reference.images, (
-            f"the page shows {len(images)} images; a headless run draws {reference.images} "
-            f"({reference.images_in_cells} in cells, {reference.images_in_widgets} in widgets)"
-        )
+        assert saved.figure_problems(images) == {}
         for number, image in enumerate(images, start=1):
-            assert min(image.natural) > 0 and min(image.shown) > 0, f"image {number}: {image}"
             figure = ARTEFACTS / lesson / f"figure-{number:02d}-cell-{image.cell}.png"
             page.screenshot(figure, image.element)
 
         bars = page.progress_bars()
-        assert len(bars) == reference.progress_bars
+        assert Counter(bar.cell for bar in bars) == saved.progress_bars
         for number, bar in enumerate(bars, start=1):
             page.screenshot(ARTEFACTS / lesson / f"progress-{number:02d}.png", bar.element)
         assert [bar.problem for bar in bars if bar.problem] == []
 
         controls = page.interact_controls()
-        assert len(controls) == reference.interact_controls
+        assert Counter(cell for cell, _ in controls) == saved.interact_controls
         for number, (cell, control) in enumerate(controls, start=1):
             before = page.figure_sources(cell)
             label = page.change(control)
@@ -214,17 +253,24 @@ def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
             page.show(images[0].element)
         record_property("screenshot", str(page.screenshot(ARTEFACTS / f"{lesson}.png")))
     times["checked"] = time.perf_counter()
-    print(
-        lesson, ", ".join(f"{b}: {tb - ta:.1f} s" for (_, ta), (b, tb) in pairwise(times.items()))
-    )
+    phases = ", ".join(f"{b}: {tb - ta:.1f} s" for (_, ta), (b, tb) in pairwise(times.items()))
+    print(f"{lesson} Run All: {saved.run_seconds:.1f} s in the kernel; {phases}")
 
 
-def test_progress_check_sees_a_bar_squeezed_out_by_its_text(browser, learner_lab):
-    """The check behind the lessons' bars, on one bar that fits and one whose text does not."""
+def test_checks_see_a_squeezed_bar_and_figures_the_page_does_not_show(learner_tab, learner_lab):
+    """The checks behind the lessons, on a probe: a bar that fits and one whose text does not;
+    a figure that is drawn, a PNG that does not decode, one the page shows as HTML instead, and
+    a cell that calls plt.show() with no figure to show."""
+    png = base64.b64encode(_small_png()).decode()
     cells = [
         f"from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc={desc!r}, postfix={text!r}):\n"
         "    pass"
         for desc, text in [("fits", "loss=0.1"), ("squeezed", "val_top5=1.000, " * 60)]
+    ] + [
+        f"display({{'image/png': {png!r}}}, raw=True)",
+        f"display({{'image/png': {base64.b64encode(b'not a PNG').decode()!r}}}, raw=True)",
+        f"display({{'text/html': '<p>a table</p>', 'image/png': {png!r}}}, raw=True)",
+        "import matplotlib.pyplot as plt\nplt.show()",
     ]
     notebook = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source) for source in cells],
@@ -233,15 +279,23 @@ def test_progress_check_sees_a_bar_squeezed_out_by_its_text(browser, learner_lab
         },
     )
     (learner_lab.folder / "probe").mkdir(exist_ok=True)
-    nbformat.write(notebook, learner_lab.folder / "probe" / "progress.ipynb")
-    with opened(browser, learner_lab, "probe/progress.ipynb", "progress-probe") as page:
+    nbformat.write(notebook, learner_lab.folder / "probe" / "probe.ipynb")
+    with opened(learner_tab, learner_lab, "probe/probe.ipynb", "probe") as page:
         page.run()
-        fits, squeezed = page.progress_bars()
+        page.save()
+        saved = saved_outputs(learner_lab.folder / "probe" / "probe.ipynb")
+        bars = page.progress_bars()
+        problems = saved.figure_problems(page.images())
+    assert Counter(bar.cell for bar in bars) == saved.progress_bars == Counter({0: 1, 1: 1})
+    fits, squeezed = bars
     assert fits.problem is None, fits.problem
     assert squeezed.problem is not None and squeezed.cell == 1, squeezed
+    assert list(problems) == [3, 4, 5], problems
+    assert "did not decode" in problems[3], problems
+    assert "shows 0 images, the notebook holds 1" in problems[4], problems
 
 
-def test_student_sees_pass_line_hint_and_validate_verdict(browser, learner_lab):
+def test_student_sees_pass_line_hint_and_validate_verdict(learner_tab, learner_lab):
     """Lesson 1's first exercise is `loss`, half the squared error; the classic slip is to
     forget the half."""
     notebook = f"student/{FIRST}/{FIRST}.ipynb"
@@ -255,7 +309,7 @@ def test_student_sees_pass_line_hint_and_validate_verdict(browser, learner_lab):
         for index, cell in enumerate(release.cells)
         if index > answer and cell.metadata.get("nbgrader", {}).get("grade")
     )
-    with opened(browser, learner_lab, notebook, "student") as page:
+    with opened(learner_tab, learner_lab, notebook, "student") as page:
         page.replace_source(answer, correct)
         page.select(test)
         page.run("Run All Above Selected Cell")
@@ -278,8 +332,9 @@ def test_student_sees_pass_line_hint_and_validate_verdict(browser, learner_lab):
     assert "failed" in verdict.lower() and hint in verdict, verdict
 
 
-def test_validate_button_passes_a_finished_lesson(browser, learner_lab):
-    with opened(browser, learner_lab, filled_in_copy(learner_lab, FIRST), "validate") as page:
+def test_validate_button_passes_a_finished_lesson(learner_tab, learner_lab):
+    notebook = filled_in_copy(learner_lab.folder, FIRST)
+    with opened(learner_tab, learner_lab, notebook, "validate") as page:
         verdict = page.validate(ARTEFACTS / "validate-finished-lesson.png")
     assert "success" in verdict.lower() and "fail" not in verdict.lower(), verdict
 
@@ -293,6 +348,12 @@ def _clear_artefacts(name: str) -> None:
 def _without_markers(source: str) -> str:
     """Solution code as a learner would type it: without nbgrader's BEGIN/END lines."""
     return "\n".join(line for line in source.splitlines() if not any(m in line for m in SOLUTION))
+
+
+def _small_png() -> bytes:
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (8, 8), "teal").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _news_prompts(page: NotebookPage) -> list[str]:

@@ -18,6 +18,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ftlib_course.config import ROOT
@@ -29,8 +31,18 @@ _STOP_SECONDS = 30
 class LabServer:
     """One running lab; `url(path)` gives an address with the token, `stop()` ends it."""
 
-    def __init__(self, folder: Path, home: Path, *, instructor: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        home: Path,
+        *,
+        instructor: bool = False,
+        settings: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> None:
+        """Start the lab on `folder` with Jupyter's per-user folders in `home`, and `settings`
+        (plugin id -> values) as the user's own, as if chosen in the lab's Settings."""
         self.folder = folder
+        self._shutting_down = ThreadPoolExecutor(max_workers=1)
         self.token = secrets.token_hex(16)
         self.log = home / "jupyterlab.log"
         runtime = home / "runtime"
@@ -56,6 +68,11 @@ class LabServer:
         ]
         folder.mkdir(parents=True, exist_ok=True)
         home.mkdir(parents=True, exist_ok=True)
+        for plugin, values in (settings or {}).items():
+            package, name = plugin.split(":")
+            path = home / "settings" / package / f"{name}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
         with self.log.open("w") as log:
             # A session of its own, so that stop() reaches the server behind ftlib_course.lab.
             self.process = subprocess.Popen(
@@ -77,6 +94,11 @@ class LabServer:
     def url(self, path: str = "lab") -> str:
         separator = "&" if "?" in path else "?"
         return f"{self.base}{path}{separator}token={self.token}"
+
+    def workspace_url(self, workspace: str) -> str:
+        """The address of the lab in `workspace`, emptied first, so that the lab restores no tab
+        that another page left in it."""
+        return self.url(f"lab/workspaces/{workspace}?reset")
 
     def status(self, path: str) -> int:
         """The HTTP status of GET `path` (with the token): 200 where the server serves it."""
@@ -101,12 +123,17 @@ class LabServer:
         with urllib.request.urlopen(request, timeout=300) as response:
             return json.load(response)
 
-    def shut_down_kernels(self) -> None:
-        """End every kernel of the lab, so that finished notebooks hold no memory or CPU."""
+    def shut_down_kernel(self, notebook: str) -> None:
+        """End the kernel of `notebook` (a lab path), so that a finished notebook holds no memory
+        or CPU. It returns at once: the server takes a second or two to see the kernel end, and
+        `stop()` waits for it."""
         with self._request("api/sessions") as response:
-            sessions = json.load(response)
+            sessions = [session for session in json.load(response) if session["path"] == notebook]
         for session in sessions:
-            self._request(f"api/sessions/{session['id']}", method="DELETE").close()
+            self._shutting_down.submit(self._delete_session, session["id"])
+
+    def _delete_session(self, session_id: str) -> None:
+        self._request(f"api/sessions/{session_id}", method="DELETE").close()
 
     def _request(self, path: str, method: str = "GET"):
         request = urllib.request.Request(
@@ -117,6 +144,7 @@ class LabServer:
     def stop(self) -> None:
         """End the lab and its kernels: SIGTERM, as a service manager would, then SIGKILL to
         whatever of the lab's process group is left after 30 s."""
+        self._shutting_down.shutdown()
         group = self.process.pid  # the session leader's pid names the group
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # ftlib_course.lab passes it on

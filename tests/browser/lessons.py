@@ -1,19 +1,13 @@
-"""The lessons as the browser tests open them: filled in with the solutions, and run headless for
-a reference of what a run produces."""
+"""The lessons as the browser tests open them: released, or filled in with the solutions."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 from ftlib_course.config import ROOT
-
-PNG = "image/png"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def answer_cells(notebook: nbformat.NotebookNode) -> dict[str, int]:
@@ -52,72 +46,13 @@ def copy_lesson(lesson: str, folder: Path, notebook: nbformat.NotebookNode | Non
     return path
 
 
-# tqdm's last word on a bar it leaves: finished, or stopped short; a bar it closes keeps ''.
-LEFT_ON_SCREEN = {"success", "danger"}
-CONTROLS = {"IntSliderModel", "FloatSliderModel", "FloatLogSliderModel", "DropdownModel"}
-
-
-@dataclass(frozen=True)
-class HeadlessRun:
-    """What one run of a notebook without a browser produced, as the page should show it."""
-
-    notebook: nbformat.NotebookNode  # executed, not written back
-    images_in_cells: int  # PNG outputs of code cells
-    images_in_widgets: int  # PNG outputs inside output widgets (what `interact` draws)
-    progress_bars: int  # tqdm bars left on screen (tqdm closes those made with leave=False)
-    interact_controls: int  # sliders and drop-downs of `interact`
-
-    @property
-    def images(self) -> int:
-        return self.images_in_cells + self.images_in_widgets
-
-
-def run_headless(path: Path) -> HeadlessRun:
-    """Run the notebook at `path` top to bottom without a browser, as the grader does."""
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=300,
-        store_widget_state=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    ).execute()
-    models = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-
-    def children(model: dict) -> list[dict]:
-        ids = (child.removeprefix("IPY_MODEL_") for child in model["state"].get("children", []))
-        return [models[id_] for id_ in ids if id_ in models]
-
-    return HeadlessRun(
-        notebook,
-        images_in_cells=sum(
-            PNG in output.get("data", {})
-            for cell in notebook.cells
-            if cell.cell_type == "code"
-            for output in cell.outputs
-        ),
-        images_in_widgets=sum(
-            PNG in output.get("data", {})
-            for model in models.values()
-            if model["model_name"] == "OutputModel"
-            for output in model["state"].get("outputs", [])
-        ),
-        progress_bars=sum(
-            any(
-                child["model_name"] == "FloatProgressModel"
-                and child["state"].get("bar_style") in LEFT_ON_SCREEN
-                for child in children(model)
-            )
-            for model in models.values()
-            if model["model_name"] == "HBoxModel"
-        ),
-        interact_controls=sum(
-            child["model_name"] in CONTROLS
-            for model in models.values()
-            if "widget-interact" in model["state"].get("_dom_classes", [])
-            for child in children(model)
-        ),
-    )
+def filled_in_copy(folder: Path, lesson: str) -> str:
+    """Put `lesson` filled in with its solutions under `folder`/filled_in, once; returns its path
+    relative to `folder` (its lab path, where `folder` is the lab's)."""
+    path = folder / "filled_in" / lesson / f"{lesson}.ipynb"
+    if not path.exists():
+        copy_lesson(lesson, path.parents[1], filled_in(lesson))
+    return path.relative_to(folder).as_posix()
 
 
 def error_outputs(path: Path) -> list[str]:

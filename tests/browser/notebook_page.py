@@ -4,6 +4,8 @@ Everything goes through the page as a learner would use it: menus, the toolbar, 
 cells, dragging sliders; what is checked is what the page shows (rendered images, their sizes,
 the text of outputs), read from the DOM. JupyterLab skips the layout of cells outside the
 viewport (`content-visibility`), so each element is scrolled into view before it is measured.
+A `LabTab` keeps one browser tab on a lab and opens notebook after notebook in it; the
+`NotebookPage` it gives is the notebook in front.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
+
+from browser.lab_server import LabServer
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # This machine has no network: nothing of Chromium may try to reach one.
@@ -30,8 +35,9 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 900}  # a laptop screen, with the file browser open
-RUN_SECONDS = 300  # the slowest lesson runs in about 20 s on a quiet 2-core machine
+RUN_SECONDS = 300  # the slowest lesson runs in under a minute on a 2-core machine
 KERNEL_READY = re.compile(r"\(ipykernel\) \| Idle")
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
 PROGRESS_ROW = ".widget-hbox:has(> .widget-hprogress)"  # how tqdm draws a bar in a notebook
 
 
@@ -67,6 +73,15 @@ class Image:
     shown: tuple[float, float]
     element: Locator = field(repr=False, compare=False)
 
+    @property
+    def problem(self) -> str | None:
+        """Why a learner does not see this image, or None when it is drawn."""
+        if min(self.natural) <= 0:
+            return f"cell {self.cell}: the image did not decode (natural size {self.natural})"
+        if min(self.shown) <= 0:
+            return f"cell {self.cell}: the image has no size on the page ({self.shown})"
+        return None
+
 
 @dataclass(frozen=True)
 class ProgressBar:
@@ -93,13 +108,86 @@ class ProgressBar:
         return None
 
 
-class NotebookPage:
-    """One notebook open in JupyterLab, in its own browser tab."""
+def _menu(page: Page, *path: str) -> None:
+    for label in path:
+        exactly = re.compile(f"^{re.escape(label)}$")
+        page.locator(".lm-MenuBar-itemLabel, .lm-Menu-itemLabel").filter(has_text=exactly).click()
 
-    def __init__(self, context: BrowserContext, url: str) -> None:
-        self.page: Page = context.new_page()
-        self.page.goto(url)
-        self.notebook = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+class LabTab:
+    """A browser tab on one lab, kept open from notebook to notebook as a learner keeps theirs.
+
+    Loading JupyterLab costs the browser seconds of work, so the tab loads the lab once (and
+    again only after `discard`) and opens each notebook from File > Open from Path.
+    """
+
+    def __init__(self, context: BrowserContext, lab: LabServer, workspace: str) -> None:
+        self._context = context
+        self._lab = lab
+        self._workspace = workspace
+        self._page: Page | None = None
+
+    def open(self, path: str) -> NotebookPage:
+        """Open the notebook at `path` (a lab path) and wait until it is all on the page and its
+        kernel is idle."""
+        if self._page is None:
+            self._page = self._context.new_page()
+            self._page.goto(self._lab.workspace_url(self._workspace))
+        self.to_front()
+        _menu(self._page, "File", "Open from Path…")
+        dialog = self._page.locator(".jp-Dialog")
+        dialog.locator("input").fill(path)
+        dialog.get_by_role("button", name="Open").click()
+        cells = len(nbformat.read(self._lab.folder / path, as_version=4).cells)
+        return NotebookPage(self._page, cells)
+
+    def to_front(self) -> None:
+        """Bring the tab in front of the browser's others: Chromium draws a tab behind another
+        one slowly, and clicks, scrolls and screenshots in it take seconds each."""
+        self._page.bring_to_front()
+
+    def close_all(self) -> None:
+        """Close every document open in the lab, saved first (so that none asks what to do with
+        unsaved changes): the lab is left as it was before `open`."""
+        if self._page.locator(".lm-TabBar-tab.jp-mod-dirty").count():
+            _menu(self._page, "File", "Save All")
+            self._page.locator(".lm-TabBar-tab.jp-mod-dirty").first.wait_for(state="detached")
+        _menu(self._page, "File", "Close All Tabs")
+        expect(self._page.locator(".jp-NotebookPanel")).to_have_count(0)
+
+    def screenshot(self, path: Path) -> Path | None:
+        """A screenshot of the whole tab, where it has a page."""
+        if self._page is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._page.screenshot(path=str(path))
+        return path
+
+    def discard(self) -> None:
+        """Close the browser tab, in whatever state it is (a dialog left open, say): the next
+        `open` loads the lab afresh."""
+        if self._page is not None:
+            self._page.close()
+            self._page = None
+
+
+class NotebookPage:
+    """The notebook open in a lab's tab, the one in front."""
+
+    def __init__(self, page: Page, cells: int) -> None:
+        """Wait until the notebook in front shows all its `cells` and its kernel is idle."""
+        self.page = page
+        self.notebook = self.page.locator(NOTEBOOK)
+        self._first_prompt_before_run = ""
+        # The lab adds a notebook's cells to the page a batch at a time after it opens; until
+        # all are there, a run could look finished while cells not yet shown wait for theirs.
+        self.page.wait_for_function(
+            "([notebook, cells]) => document.querySelectorAll(`${notebook} .jp-Cell`).length"
+            " === cells",
+            arg=[NOTEBOOK, cells],
+            timeout=RUN_SECONDS * 1000,
+            polling=100,
+        )
         # The toolbar's indicator reads idle before a kernel is connected; the status bar names
         # the kernel once it is.
         self.page.locator("#jp-main-statusbar").get_by_text(KERNEL_READY).wait_for(
@@ -111,11 +199,7 @@ class NotebookPage:
 
     def menu(self, *path: str) -> None:
         """Click through the main menu, e.g. `menu("Run", "Run All Cells")`."""
-        for label in path:
-            exactly = re.compile(f"^{re.escape(label)}$")
-            self.page.locator(".lm-MenuBar-itemLabel, .lm-Menu-itemLabel").filter(
-                has_text=exactly
-            ).click()
+        _menu(self.page, *path)
 
     def run(self, command: str = "Run All Cells") -> None:
         """Run > `command` (one that runs the first cell, such as "Run All Above Selected Cell"),
@@ -123,10 +207,17 @@ class NotebookPage:
 
         JupyterLab queues every cell at once ([*]); a cell that raises unqueues the rest.
         """
-        first = self.notebook.locator(".jp-CodeCell").first
-        before = self._prompt(first)
+        self.start_run(command)
+        self.wait_for_run()
+
+    def start_run(self, command: str = "Run All Cells") -> None:
+        """Run > `command`, as `run` does, without waiting for it: `wait_for_run` waits."""
+        self._first_prompt_before_run = self._prompt(self._first_code_cell())
         self.menu("Run", command)
-        self._wait_for_new_count(first, before)
+
+    def wait_for_run(self) -> None:
+        """Wait until the run begun by `start_run` has ended: no cell left, the kernel idle."""
+        self._wait_for_new_count(self._first_code_cell(), self._first_prompt_before_run)
         self.wait_until_idle()
 
     def run_cell(self, index: int) -> None:
@@ -196,10 +287,13 @@ class NotebookPage:
     def output_text(self, index: int) -> str:
         return self.cell(index).locator(".jp-OutputArea").text_content() or ""
 
-    def execution_count(self, index: int) -> int | None:
-        """The number in cell `index`'s prompt, [N]; None before it has run."""
-        digits = "".join(ch for ch in self._prompt(self.cell(index)) if ch.isdigit())
-        return int(digits) if digits else None
+    def execution_counts(self) -> list[int | None]:
+        """The number in each cell's prompt, [N]; None for a cell not run (or not code)."""
+        prompts = self._evaluate(
+            "cells => cells.map(cell => cell.querySelector('.jp-InputPrompt')?.textContent ?? '')"
+        )
+        digits = ["".join(ch for ch in prompt if ch.isdigit()) for prompt in prompts]
+        return [int(number) if number else None for number in digits]
 
     def images(self) -> list[Image]:
         """Every image in an output, widget outputs included, after it has been scrolled to."""
@@ -296,21 +390,19 @@ class NotebookPage:
         (element or self.page).screenshot(path=str(path))
         return path
 
-    def close(self) -> None:
-        self.page.close()
-
     # -- waiting ---------------------------------------------------------------------------
 
     def wait_until_idle(self) -> None:
         """Wait until no cell is queued or running and the kernel says it is idle."""
         self.page.wait_for_function(
-            """() => {
-                const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            """notebook => {
+                const panel = document.querySelector(notebook);
                 const kernel = panel?.querySelector('.jp-Notebook-ExecutionIndicator');
                 const prompts = [...panel?.querySelectorAll('.jp-InputPrompt') ?? []];
                 return kernel?.dataset.status === 'idle'
                     && !prompts.some(prompt => prompt.textContent.includes('*'));
             }""",
+            arg=NOTEBOOK,
             timeout=RUN_SECONDS * 1000,
             polling=250,
         )
@@ -326,6 +418,9 @@ class NotebookPage:
             timeout=RUN_SECONDS * 1000,
             polling=100,
         )
+
+    def _first_code_cell(self) -> Locator:
+        return self.notebook.locator(".jp-CodeCell").first
 
     @staticmethod
     def _prompt(cell: Locator) -> str:
