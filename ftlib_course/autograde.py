@@ -257,12 +257,11 @@ def grade_class(
     gradable = [student for student, problem in found.items() if not problem]
     # One fork server for every worker; its imports overlap the set-up and the workers' start.
     # (Where no sandbox can be made, each submission's grading says why.)
-    start_server = sandbox and gradable and sandbox_problem() is None
-    source = course_config(root).CourseDirectory.source_directory
-    lesson_source = root / source / lesson / f"{lesson}.ipynb"
-    server = (
-        ForkServer(preload=notebook_imports(lesson_source), wait=False) if start_server else None
-    )
+    server = None
+    if sandbox and gradable and sandbox_problem() is None:
+        source = course_config(root).CourseDirectory.source_directory
+        imports = notebook_imports(root / source / lesson / f"{lesson}.ipynb")
+        server = ForkServer(preload=imports, wait=False)
     try:
         done = ensure_in_gradebook(root, lesson)
         if done and say:

@@ -30,6 +30,7 @@ from ftlib_course.notebooks import SOLUTION, lesson_names
 from ftlib_course.sandbox import forkserver
 from ftlib_course.sandbox.execute import DIED_BEFORE, DIED_HERE, GradingExecute
 from ftlib_course.sandbox.limits import writable_controllers
+from ftlib_course.sandbox.preload import notebook_imports
 from ftlib_course.sandbox.skipping import SKIP_TAG, SKIPPED_TEXT
 
 TWO_EXERCISES = lesson(
@@ -580,7 +581,6 @@ def _without_markers(source: str) -> str:
 ATTACHED_KERNEL = """
 import asyncio, sys
 from pathlib import Path
-from jupyter_client.manager import AsyncKernelManager
 from ftlib_course.sandbox import forkserver, layout
 from ftlib_course.sandbox.evidence import EvidenceChannel
 from ftlib_course.sandbox.limits import Limits
@@ -629,8 +629,6 @@ def test_another_process_forks_its_kernels_from_the_server_it_attached_to():
 
 
 def test_the_server_imports_what_the_lessons_source_notebook_imports(tmp_path):
-    from ftlib_course.sandbox.preload import notebook_imports
-
     source = nbformat.v4.new_notebook()
     source.cells = [
         nbformat.v4.new_markdown_cell("import not_code"),

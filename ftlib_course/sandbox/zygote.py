@@ -3,11 +3,11 @@ isolated kernel for every notebook.
 
     python -m ftlib_course.sandbox.zygote RUNTIME [MODULE ...]    (by `forkserver.ForkServer`)
 
-Importing torch, matplotlib, scikit-learn and IPython takes seconds; a forked child has them at
-once (`preload.BASE`, and the MODULEs the lesson imports). The server never runs a cell, starts
-a thread pool or opens a kernel socket, so every child starts from the same clean state. For
-each request on `RUNTIME/fork.sock` it forks a helper that moves into new mount, pid, network,
-IPC and UTS namespaces and forks their init, pid 1. The init:
+Importing torch, torchvision, matplotlib, scikit-learn and IPython takes seconds; a forked
+child has them at once (`preload.BASE`, and the MODULEs the lesson imports). The server never
+runs a cell, starts a thread pool or opens a kernel socket, so every child starts from the same
+clean state. For each request on `RUNTIME/fork.sock` it forks a helper that moves into new
+mount, pid, network, IPC and UTS namespaces and forks their init, pid 1. The init:
 
 1. mounts its own /proc, and fresh, size-limited tmpfs on the scratch folder (filled with the
    notebook's files), /tmp (the read-only folders under it bound back), /dev/shm and the socket
