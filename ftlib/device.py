@@ -90,8 +90,8 @@ def to_device(batch: T, device: str | torch.device, *, non_blocking: bool = True
 
 
 def _move(batch: Any, device: torch.device, non_blocking: bool) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, torch.Tensor):  # already there: no dispatch (a step counts them)
+        return batch if batch.device == device else batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, dict):
         moved = batch.copy()  # keeps the dict subclass (OrderedDict, defaultdict, ...)
         for key, value in batch.items():

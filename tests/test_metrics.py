@@ -4,7 +4,7 @@ the model."""
 import pytest
 import torch
 
-from ftlib.metrics import topk_accuracy, topk_correct
+from ftlib.metrics import TopkCounts, topk_accuracy, topk_correct
 
 
 def test_topk_accuracy_matches_a_hand_computation():
@@ -91,6 +91,34 @@ def test_topk_correct_accepts_int32_targets():
     logits = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     counts = topk_correct(logits, torch.tensor([1, 1], dtype=torch.int32), ks=(1,))
     assert int(counts[1]) == 1
+
+
+def test_the_loops_running_counts_equal_topk_correct_with_ties_and_nan_over_batches():
+    torch.manual_seed(2)
+    logits = torch.randint(0, 3, (60, 4)).float()  # few distinct scores: many ties
+    logits[::7, 1] = float("nan")
+    targets = torch.randint(0, 4, (60,))
+    ks = (1, 2, 4, 9)
+    running = TopkCounts(ks, torch.device("cpu"))
+    for i in range(0, 60, 8):
+        running.add(logits[i : i + 8], targets[i : i + 8])
+    expected = topk_correct(logits, targets, ks)
+    assert {k: int(n) for k, n in running.counts().items()} == {
+        k: int(n) for k, n in expected.items()
+    }
+
+
+def test_running_counts_start_at_zero_and_refuse_what_topk_correct_refuses():
+    assert {k: int(n) for k, n in TopkCounts((1, 5), torch.device("cpu")).counts().items()} == {
+        1: 0,
+        5: 0,
+    }
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        TopkCounts((0, 1), torch.device("cpu"))
+    with pytest.raises(ValueError, match="shape"):
+        TopkCounts((1,), torch.device("cpu")).add(
+            torch.zeros(3, 2), torch.zeros(4, dtype=torch.long)
+        )
 
 
 @pytest.mark.parametrize(

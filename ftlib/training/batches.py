@@ -169,7 +169,7 @@ def check_target_format(targets: Any) -> torch.Tensor:
             f"targets must be integer class indices, got dtype {targets.dtype}; convert them "
             "with targets.long() (after rounding, if they are whole numbers stored as floats)"
         )
-    return targets.long()
+    return targets if targets.dtype == torch.long else targets.long()
 
 
 def check_target_range(targets: torch.Tensor, num_classes: int) -> None:

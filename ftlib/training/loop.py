@@ -31,7 +31,7 @@ from torch import nn
 
 from ftlib._choice import Choice
 from ftlib.device import autocast, best_device, grad_scaler, to_device
-from ftlib.metrics import topk_correct
+from ftlib.metrics import TopkCounts
 from ftlib.surgery.heads import HeadNotFoundError, all_heads
 from ftlib.training import distributed
 from ftlib.training.batches import LossFn, batch_loss, call_model, inputs_of, split_outputs
@@ -207,7 +207,7 @@ def fit(
     if optimizer is None:
         optimizer = default_optimizer(model, lr=lr, weight_decay=weight_decay)
     check_targets = _checks_targets(loss_fn, topk)
-    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    loss_fn = loss_fn if loss_fn is not None else nn.functional.cross_entropy
     dtype = resolve_amp(amp, device)
     scaler = grad_scaler(device, enabled=dtype is not None, dtype=dtype)
     watch = Watch(early_stopping) if early_stopping is not None else None
@@ -305,7 +305,7 @@ def evaluate(
     device = distributed.process_device(world, device)
     model.to(device)
     check_targets = _checks_targets(loss_fn, topk)
-    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    loss_fn = loss_fn if loss_fn is not None else nn.functional.cross_entropy
     return _evaluate(
         model,
         loader,
@@ -393,7 +393,7 @@ def _run_epoch(
     ``options`` are those of ``batch_loss``.
     """
     loss_sum = torch.zeros((), device=device)
-    hits = {k: torch.zeros((), dtype=torch.long, device=device) for k in topk}
+    hits = TopkCounts(topk, device)
     seen = 0
     total = _length(loader)
     bar = progress_bar(total=total, desc=desc, unit="batch", enabled=progress, leave=False)
@@ -406,23 +406,25 @@ def _run_epoch(
                 else:
                     amount = steps.backward(loss, f"epoch {epoch}, batch {index} of {total or '?'}")
             loss_sum += amount * len(targets)
-            if hits:
-                for k, count in topk_correct(logits.detach(), targets, topk).items():
-                    hits[k] += count
+            if topk:
+                hits.add(logits.detach(), targets)
             seen += len(targets)
             bar.update()
         if steps is not None:
             steps.finish_epoch()
     finally:
         bar.close()
-    counts = [loss_sum, *hits.values(), torch.tensor(seen, device=device)]
+    hit_counts = hits.counts()
+    counts = [loss_sum, *hit_counts.values(), torch.tensor(seen, device=device)]
     if world.distributed and sum_over_processes:
         counts = distributed.sum_over_processes(counts)
-    loss_sum, *hit_counts, seen_count = counts
+    loss_sum, *summed_hits, seen_count = counts
     seen = int(seen_count.item())
     if seen == 0:
         raise ValueError(_EMPTY_LOADER)
-    accuracies = {f"top{k}": count.item() / seen for k, count in zip(hits, hit_counts, strict=True)}
+    accuracies = {
+        f"top{k}": count.item() / seen for k, count in zip(hit_counts, summed_hits, strict=True)
+    }
     return {"loss": loss_sum.item() / seen, **accuracies}
 
 

@@ -94,7 +94,7 @@ def lr_find(
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     options = {
         "device": device,
-        "loss_fn": loss_fn if loss_fn is not None else nn.CrossEntropyLoss(),
+        "loss_fn": loss_fn if loss_fn is not None else nn.functional.cross_entropy,
         "dtype": resolve_amp(amp, device),
         "performance": Performance(),
         "check_targets": True,
