@@ -260,7 +260,8 @@ def test_filled_in_lesson_runs_and_shows_every_figure_and_progress_bar(
 def test_checks_see_a_squeezed_bar_and_figures_the_page_does_not_show(learner_tab, learner_lab):
     """The checks behind the lessons, on a probe: a bar that fits and one whose text does not;
     a figure that is drawn, a PNG that does not decode, one the page shows as HTML instead, and
-    a cell that calls plt.show() with no figure to show."""
+    a cell that calls plt.show() with no figure to show; and ftlib's `fit` bar with validation
+    on (a lesson may run with its bars off), which must fit."""
     png = base64.b64encode(_small_png()).decode()
     cells = [
         f"from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc={desc!r}, postfix={text!r}):\n"
@@ -271,6 +272,12 @@ def test_checks_see_a_squeezed_bar_and_figures_the_page_does_not_show(learner_ta
         f"display({{'image/png': {base64.b64encode(b'not a PNG').decode()!r}}}, raw=True)",
         f"display({{'text/html': '<p>a table</p>', 'image/png': {png!r}}}, raw=True)",
         "import matplotlib.pyplot as plt\nplt.show()",
+        # ftlib's own bar, with the longest text it shows (validation on).
+        "import torch\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+        "from ftlib.models import SmallCNN\nfrom ftlib.training import fit\n"
+        "data = DataLoader(TensorDataset(torch.randn(32, 1, 8, 8), torch.arange(32) % 5), "
+        "batch_size=8)\nfit(SmallCNN(num_classes=5), data, val_loader=data, epochs=2, "
+        "device='cpu')\nNone",
     ]
     notebook = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source) for source in cells],
@@ -285,10 +292,17 @@ def test_checks_see_a_squeezed_bar_and_figures_the_page_does_not_show(learner_ta
         page.save()
         saved = saved_outputs(learner_lab.folder / "probe" / "probe.ipynb")
         bars = page.progress_bars()
+        for number, bar in enumerate(bars, start=1):
+            page.screenshot(
+                ARTEFACTS / "probe" / f"progress-{number:02d}-cell-{bar.cell}.png", bar.element
+            )
         problems = saved.figure_problems(page.images())
-    assert Counter(bar.cell for bar in bars) == saved.progress_bars == Counter({0: 1, 1: 1})
-    fits, squeezed = bars
+    assert Counter(bar.cell for bar in bars) == saved.progress_bars
+    assert Counter(bar.cell for bar in bars if bar.cell < 2) == Counter({0: 1, 1: 1})
+    fits, squeezed, *fit_bars = bars
     assert fits.problem is None, fits.problem
+    assert fit_bars and {bar.cell for bar in fit_bars} == {6}, fit_bars
+    assert [bar.problem for bar in fit_bars if bar.problem] == []
     assert squeezed.problem is not None and squeezed.cell == 1, squeezed
     assert list(problems) == [3, 4, 5], problems
     assert "did not decode" in problems[3], problems

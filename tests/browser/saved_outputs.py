@@ -72,8 +72,8 @@ def saved_outputs(path: Path) -> SavedOutputs:
     """Read what the notebook saved at `path` holds for its page, cell by cell.
 
     Raises:
-        LookupError: a cell shows a widget that the saved widget state does not hold (the lab
-            did not save widget state, so what the widgets drew cannot be known).
+        LookupError: a cell shows a widget and the notebook holds no widget state (the lab did
+            not save it, so what the widgets drew cannot be known).
     """
     notebook = nbformat.read(path, as_version=4)
     models = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
@@ -115,13 +115,17 @@ def _pngs(outputs: list[dict]) -> int:
 
 
 def _widgets_shown(cell: nbformat.NotebookNode, models: dict, where: str) -> list[dict]:
-    """Every widget model that the outputs of `cell` show, and all their children, once each."""
+    """Every widget model that the outputs of `cell` show, and all their children, once each.
+
+    A shown widget missing from a saved state was closed before the save (tqdm closes a bar it
+    does not leave, as `fit` does with each epoch's), so the page shows nothing of it."""
     found = {}
-    waiting = [
+    shown = [
         output["data"][WIDGET_VIEW]["model_id"]
         for output in cell.outputs
         if WIDGET_VIEW in output.get("data", {})
     ]
+    waiting = [model_id for model_id in shown if model_id in models or not models]
     while waiting:
         model_id = waiting.pop()
         if model_id in found:
