@@ -136,13 +136,19 @@ class TopkCounts:
         _check_ks(ks)
         self.ks, self.device = tuple(ks), device
         self._below: torch.Tensor | None = None  # samples per number of classes below the true
+        self._one = torch.ones((), dtype=torch.long, device=device)
 
     def add(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        """Count one batch: ``logits`` of shape ``(N, C)``, valid ``torch.long`` class indices."""
+        """Count one batch: ``logits`` of shape ``(N, C)``, valid ``torch.long`` class indices.
+
+        Nothing here waits for the device (``torch.bincount`` would, to size its output).
+        """
         _check_batch(logits, targets)
+        if self._below is None:
+            self._below = torch.zeros(logits.shape[1], dtype=torch.long, device=self.device)
         true_score = logits.gather(1, targets.unsqueeze(1))
-        below = torch.bincount((logits < true_score).sum(dim=1), minlength=logits.shape[1])
-        self._below = below if self._below is None else self._below.add_(below)
+        below = (logits < true_score).sum(dim=1)
+        self._below.index_put_((below,), self._one, accumulate=True)
 
     def counts(self) -> dict[int, torch.Tensor]:
         """``{k: hits}`` so far, each a 0-dim integer tensor on the device (zero before any batch).
