@@ -10,6 +10,8 @@ honest submissions (the solution typed into the release):
    every worker is running: the time from each worker's first graded submission to the last
    one, per submission; the speed-up of that rate has the goal >= 1.7x with 2 jobs on a 2-core
    machine. The wall times of the whole commands, start-up included, are reported beside it.
+   The two commands run in alternating order over `--rounds` pairs (1 then N workers, N then 1,
+   ...), since the machine's speed may drift between commands minutes apart.
    Measured twice: as an instructor grades (cells the lesson marks skippable skipped: about a
    second per submission, so the start-up weighs on 16 of them) and with every cell run
    (seconds per submission, so the whole commands show what the second worker brings);
@@ -147,25 +149,52 @@ def _headless_seconds(lesson: str) -> float:
         return time.perf_counter() - start
 
 
-def throughput(scratch: Path, lesson: str, students: int, jobs: int, *, skipping: bool) -> dict:
-    sequential = _grade(_course(scratch, lesson, students), lesson, 1, skipping=skipping)
-    parallel = _grade(_course(scratch, lesson, students), lesson, jobs, skipping=skipping)
-    one, many = sequential.steady_seconds(1), parallel.steady_seconds(jobs)
+def throughput(
+    scratch: Path, lesson: str, students: int, jobs: int, *, skipping: bool, rounds: int
+) -> dict:
+    """`rounds` pairs of commands, 1 worker and `jobs` workers, the order alternating (1, jobs,
+    jobs, 1, ...) so that a machine slowing down or speeding up favours neither; the figures
+    add up the pairs, and each pair is listed."""
+    pairs = []
+    for round_ in range(rounds):
+        grade = lambda workers: _grade(  # noqa: E731
+            _course(scratch, lesson, students), lesson, workers, skipping=skipping
+        )
+        if round_ % 2 == 0:
+            sequential = grade(1)
+            parallel = grade(jobs)
+        else:
+            parallel = grade(jobs)
+            sequential = grade(1)
+        pairs.append((sequential, parallel))
+    one = sum(sequential.steady_seconds(1) for sequential, _ in pairs) / rounds
+    many = sum(parallel.steady_seconds(jobs) for _, parallel in pairs) / rounds
+    walls = [(sequential.wall, parallel.wall) for sequential, parallel in pairs]
     return {
         "lesson": lesson,
         "students": students,
         "jobs": jobs,
         "skipping": skipping,
+        "rounds": rounds,
         "sequential_seconds_per_submission": round(one, 2),
         "parallel_seconds_per_submission": round(many, 2),
         "speed_up": round(one / many, 2),
         "goal": ">= 1.7",
-        "sequential_wall_seconds": round(sequential.wall, 1),
-        "parallel_wall_seconds": round(parallel.wall, 1),
-        "wall_speed_up": round(sequential.wall / parallel.wall, 2),
+        "sequential_wall_seconds": round(sum(s for s, _ in walls) / rounds, 1),
+        "parallel_wall_seconds": round(sum(p for _, p in walls) / rounds, 1),
+        "wall_speed_up": round(sum(s for s, _ in walls) / sum(p for _, p in walls), 2),
+        "pairs": [
+            {
+                "speed_up": round(s.steady_seconds(1) / p.steady_seconds(jobs), 2),
+                "wall_speed_up": round(s.wall / p.wall, 2),
+                "sequential_wall_seconds": round(s.wall, 1),
+                "parallel_wall_seconds": round(p.wall, 1),
+            }
+            for s, p in pairs
+        ],
         "start_up_seconds": {
-            "sequential": round(sequential.completions[0], 1),
-            "parallel": round(parallel.completions[jobs - 1], 1),
+            "sequential": round(statistics.median(s.completions[0] for s, _ in pairs), 1),
+            "parallel": round(statistics.median(p.completions[jobs - 1] for _, p in pairs), 1),
         },
     }
 
@@ -224,6 +253,9 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=8, help="submissions per lesson")
     parser.add_argument("--repeats", type=int, default=3, help="for the overhead")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="pairs of throughput commands, order alternating"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--only",
@@ -255,7 +287,9 @@ def main() -> None:
 def _throughput(scratch: Path, args: argparse.Namespace, _: list[str], skipping: bool) -> dict:
     cells = "with skipping" if skipping else "every cell run"
     print(f"throughput, {cells}: {args.students} of {args.lesson}, 1 vs {args.jobs} jobs")
-    speed = throughput(scratch, args.lesson, args.students, args.jobs, skipping=skipping)
+    speed = throughput(
+        scratch, args.lesson, args.students, args.jobs, skipping=skipping, rounds=args.rounds
+    )
     print(
         f"  {speed['sequential_seconds_per_submission']} s vs "
         f"{speed['parallel_seconds_per_submission']} s per submission once started: "
