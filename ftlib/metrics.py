@@ -112,11 +112,17 @@ def _rivals(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """
     num_classes = logits.shape[1]
     clamped = targets.clamp(0, num_classes - 1)
-    true_score = logits.gather(1, clamped.unsqueeze(1))
-    # Every class not strictly below the true one is a rival: a NaN on either side compares
-    # False, so it counts against the model. The true class is not below itself.
-    below = (logits < true_score).sum(dim=1)
+    below = _classes_below(logits, clamped)
     return torch.where(clamped == targets, (num_classes - 1) - below, num_classes)
+
+
+def _classes_below(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per sample, how many classes score strictly below the true class (valid ``targets``).
+
+    Every class not strictly below the true one is a rival: a NaN on either side compares
+    False, so it counts against the model. The true class is not below itself.
+    """
+    return (logits < logits.gather(1, targets.unsqueeze(1))).sum(dim=1)
 
 
 class TopkCounts:
@@ -146,9 +152,7 @@ class TopkCounts:
         _check_batch(logits, targets)
         if self._below is None:
             self._below = torch.zeros(logits.shape[1], dtype=torch.long, device=self.device)
-        true_score = logits.gather(1, targets.unsqueeze(1))
-        below = (logits < true_score).sum(dim=1)
-        self._below.index_put_((below,), self._one, accumulate=True)
+        self._below.index_put_((_classes_below(logits, targets),), self._one, accumulate=True)
 
     def counts(self) -> dict[int, torch.Tensor]:
         """``{k: hits}`` so far, each a 0-dim integer tensor on the device (zero before any batch).
