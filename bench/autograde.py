@@ -157,16 +157,12 @@ def throughput(
     add up the pairs, and each pair is listed."""
     pairs = []
     for round_ in range(rounds):
-        grade = lambda workers: _grade(  # noqa: E731
-            _course(scratch, lesson, students), lesson, workers, skipping=skipping
+        order = [1, jobs] if round_ % 2 == 0 else [jobs, 1]
+        first, second = (
+            _grade(_course(scratch, lesson, students), lesson, workers, skipping=skipping)
+            for workers in order
         )
-        if round_ % 2 == 0:
-            sequential = grade(1)
-            parallel = grade(jobs)
-        else:
-            parallel = grade(jobs)
-            sequential = grade(1)
-        pairs.append((sequential, parallel))
+        pairs.append((first, second) if round_ % 2 == 0 else (second, first))
     one = sum(sequential.steady_seconds(1) for sequential, _ in pairs) / rounds
     many = sum(parallel.steady_seconds(jobs) for _, parallel in pairs) / rounds
     walls = [(sequential.wall, parallel.wall) for sequential, parallel in pairs]

@@ -210,12 +210,10 @@ def compare(workload: Workload, progress: bool, epochs: int, repeats: int) -> di
     side_by_side(workload, [plain_loop, fit_loop], 1, progress)  # allocator, kernels, files
     plain, ours = [], []
     for repeat in range(repeats):
-        if repeat % 2 == 0:
-            first, second = side_by_side(workload, [plain_loop, fit_loop], epochs, progress)
-            plain.append(first), ours.append(second)
-        else:
-            first, second = side_by_side(workload, [fit_loop, plain_loop], epochs, progress)
-            ours.append(first), plain.append(second)
+        loops = [plain_loop, fit_loop] if repeat % 2 == 0 else [fit_loop, plain_loop]
+        speeds = dict(zip(loops, side_by_side(workload, loops, epochs, progress), strict=True))
+        plain.append(speeds[plain_loop])
+        ours.append(speeds[fit_loop])
     ratios = {
         clock: [f[clock] / p[clock] for p, f in zip(plain, ours, strict=True)]
         for clock in ("wall", "cpu")
