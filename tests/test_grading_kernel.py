@@ -389,7 +389,7 @@ def test_a_failing_test_cell_whose_error_is_suppressed_still_fails_and_is_flagge
 CALLED_ANSWER = lesson(
     read_only_cell("from ftlib_course.checks import check", "setup"),
     answer_cell("### BEGIN SOLUTION\ndef answer():\n    return 1\n### END SOLUTION", "answer"),
-    graded_cell('expected = 31415.0\ncheck.equal(answer(), 1, "answer")', "test_answer"),
+    graded_cell('secret = "kumquat-marmalade"\ncheck.equal(answer(), 1, "answer")', "test_answer"),
     answer_cell("### BEGIN SOLUTION\npass\n### END SOLUTION", "notes"),
 )
 """A test cell that calls the answer: what the answer can see of it, and of it later."""
@@ -424,7 +424,8 @@ def test_cell_code_cannot_read_the_text_of_a_test_cell(called: GradingCourse):
     assert "check.equal(answer(), 1" in graded.notebook.cells[2].source
     printed = graded.text(3)
     assert "print(peek())" not in printed and "def peek" not in printed  # nor its own
-    assert "31415" not in printed and "check.equal" not in printed, printed
+    # Text found nowhere else: digits turn up by chance in the hashes, ids and sources it prints.
+    assert "kumquat-marmalade" not in printed and "check.equal" not in printed, printed
 
 
 FRAME_READS = {
