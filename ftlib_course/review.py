@@ -5,10 +5,12 @@ Two nbgrader preprocessors, run by the trusted grading process (never in the ker
 
 - `CheckSubmission` runs first, on the notebook as the student handed it in. It notes locked
   cells that were deleted, edited or moved, cells that claim ids the release does not have or
-  claim one id twice, code added before the lesson's first locked cell, and grading records
-  the submission carries. It puts deleted locked cells back where they belong (test cells and
-  setup cells alike; nbgrader's own `add_missing_cells` restores test cells only), strips the
-  ids nbgrader would otherwise fail on, and drops the records, which only the grader writes.
+  claim one id twice, cells whose grading role (graded, points, answer, locked) was changed,
+  code added before the lesson's first locked cell, and grading records the submission
+  carries. It gives every cell the role the release gives it, puts deleted locked cells back
+  where they belong (test cells and setup cells alike; nbgrader's own `add_missing_cells`
+  restores test cells only), strips the ids nbgrader would otherwise fail on, and drops the
+  records, which only the grader writes.
   Cells over `CELL_LIMIT` characters, and those past `NOTEBOOK_LIMIT` in all, are cut with a
   note (`oversized`): every page that shows the submission would carry them.
 - `FlagForReview` runs after `SaveAutoGrades`. It adds the static scan of `ftlib_course.tamper`,
@@ -157,6 +159,7 @@ class CheckSubmission(NbGraderPreprocessor):
             "duplicated": self._drop_duplicates(nb),
         }
         present = {_grade_id(cell): cell for cell in nb.cells if _grade_id(cell)}
+        notes["retagged"] = self._restore_roles(present, known)
         notes["edited"] = [
             gid
             for gid, cell in present.items()
@@ -191,6 +194,29 @@ class CheckSubmission(NbGraderPreprocessor):
         # Like nbgrader, keep the last copy of a duplicated id; but remove the others' metadata
         # instead of leaving it empty, which fails validation (jupyter/nbgrader#1083).
         return self._drop_ids(nb, lambda grade_id, seen: grade_id in seen)
+
+    @staticmethod
+    def _restore_roles(
+        present: dict[str, NotebookNode], known: dict[str, _ReleaseCell]
+    ) -> list[str]:
+        """Give every cell with a known id the role the release gives it (graded or not, its
+        points, answer or not, locked or not): the metadata is the student's to write, and a
+        role the gradebook does not know makes nbgrader fail on the whole submission."""
+        changed = []
+        for grade_id, cell in present.items():
+            meta, release = cell.metadata["nbgrader"], known[grade_id]
+            roles = {"grade": release.graded, "solution": release.solution}
+            roles["locked"] = release.locked
+            if release.graded:
+                roles["points"] = release.points
+            if any(meta.get(key) != value for key, value in roles.items()) or (
+                not release.graded and "points" in meta
+            ):
+                meta.update(roles)
+                if not release.graded:
+                    meta.pop("points", None)
+                changed.append(grade_id)
+        return changed
 
     @staticmethod
     def _code_before_setup(nb: NotebookNode, known: dict[str, _ReleaseCell]) -> list[str]:
@@ -253,6 +279,7 @@ _SUBMISSION_FLAGS = {
     "restored": "deleted locked cell(s) put back: {}",
     "edited": "edited locked cell(s), graded as released: {}",
     "moved": "locked or answer cell(s) moved: {}",
+    "retagged": "cell(s) whose grading role was changed, given the release's again: {}",
     "unknown": "cell(s) claiming ids the release does not have: {}",
     "duplicated": "copies of cells with the same id (graded as plain cells): {}",
     "code_before_setup": "code added before the lesson's first locked cell: {}",

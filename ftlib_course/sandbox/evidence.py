@@ -13,8 +13,17 @@ kernel as a whole). The kinds:
 - event-hook: a callback added to or removed from IPython's events (`pre_run_cell`, ...).
 - shell-replaced: `run_cell`, `run_code`, `showtraceback`, the display hook, the compiler, the
   custom exception handler, `sys.displayhook`/`excepthook` or the kernel's execute handlers
-  replaced, or a class the shell, the kernel or their parts are made of (traitlets' included)
-  changed.
+  replaced, the shell's `ast_node_interactivity` changed, or a class the shell, the kernel or
+  their parts are made of (traitlets' included) changed.
+- test-cell-result: a test cell whose code ends with no value showed a result (the display
+  hook called by an answer, or every expression shown): nbgrader reads a test cell's result as
+  its score, so the grader shows it as a plain output and the cell is scored by its errors.
+- linked-file: a symbolic link in the submitted folder (to the solutions or the gradebook,
+  say): left out of the kernel's folder; a linked notebook is not run at all, and scores 0.
+- submission-code: a Python file (source, bytecode, extension, `.pth`, archive) in the scratch
+  folder or /tmp was written or read, by any code: a module the submission brought or wrote,
+  whose code the static scan never saw. dynamic-code: cell code itself compiled or ran code
+  that is not a cell's (`exec`, `eval`, `compile`, a pickle that calls them).
 - builtin-rebound: a name of `builtins` rebound, or a built-in name a test reads (`abs`,
   `isinstance`, ...) rebound in the notebook's namespace.
 - library-rebound: a function of `torch`, `torch.nn.functional`, `numpy`, `scipy.stats`, `math`,

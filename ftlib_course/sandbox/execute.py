@@ -1,7 +1,8 @@
 """nbgrader's Execute preprocessor, made safe for grading a class.
 
 `GradingExecute` (the learner's Validate uses it): skips the trusted `grading-skip` cells, caps
-each cell's output, shows a graded cell's stderr as stdout (so a warning costs nothing), stops a
+each cell's output, shows a graded cell's stderr as stdout (so a warning costs nothing) and its
+results as plain displays (nbgrader would read a result as the cell's score), stops a
 notebook at its deadline (`notebook_timeout`, enforced from outside by killing the kernel), and
 survives a kernel death: the cells before it keep their outputs (and so their credit), the dying
 cell and those after it get an error output, so they score 0 and the notebook is still saved and
@@ -24,12 +25,15 @@ evidence of tampering. Cell indices count every cell of the notebook, from 0.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import os
 import secrets
 import signal
 import threading
 from pathlib import Path
 
+from IPython.core.inputtransformer2 import TransformerManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbconvert.preprocessors.execute import NotebookClient
@@ -49,7 +53,7 @@ from ftlib_course.sandbox.manager import (
     GuardedKernelManager,
     SandboxKernelManager,
 )
-from ftlib_course.sandbox.outputs import OUTPUT_LIMIT, CellOutputBudget, stderr_as_stdout
+from ftlib_course.sandbox.outputs import OUTPUT_LIMIT, CellOutputBudget, as_graded_output
 from ftlib_course.sandbox.preload import notebook_imports
 from ftlib_course.sandbox.skipping import (
     should_skip,
@@ -61,6 +65,15 @@ from ftlib_course.sandbox.skipping import (
 METADATA_KEY = "ftlib_grading"
 DIED_HERE = "the kernel died while running this cell"
 DIED_BEFORE = "not run: the kernel died earlier"
+LINKED = "a symbolic link in the submission, left out of the grading kernel's folder"
+LINKED_NOTEBOOK = (
+    "not run: the submitted notebook is a symbolic link, so what it points to is not the "
+    "student's work; ask for the notebook itself"
+)
+TEST_CELL_RESULT = (
+    "a value was displayed as the result of this test cell, whose code ends with no value to "
+    "show: shown as a plain output, for nbgrader would have read it as the cell's score"
+)
 
 
 class GradingExecute(Execute):
@@ -84,6 +97,7 @@ class GradingExecute(Execute):
         kwargs.setdefault("kernel_manager_class", CappedKernelManager)
         super().__init__(**kwargs)
         self._budget = CellOutputBudget(self.output_limit)
+        self.results_in_graded_cells: set[int] = set()
 
     def preprocess(self, nb: NotebookNode, resources=None, km=None):
         NotebookClient.__init__(self, nb, km)  # (which applies the configuration again)
@@ -93,6 +107,7 @@ class GradingExecute(Execute):
         self.skip_cells_with_tag = secrets.token_hex(16)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
+        self.results_in_graded_cells = set()
         self.summary = {
             "mode": self.mode,
             "skipped": [],
@@ -209,7 +224,9 @@ class GradingExecute(Execute):
             if kept is None:
                 outs.pop()
             elif self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade"):
-                outs[-1] = stderr_as_stdout(kept)
+                if kept.get("output_type") == "execute_result":
+                    self.results_in_graded_cells.add(cell_index)
+                outs[-1] = as_graded_output(kept)
             else:
                 outs[-1] = kept
         return out
@@ -244,6 +261,7 @@ class SandboxedExecute(GradingExecute):
         return skippable_cells_of(self._course_path("source", resources))
 
     def prepare(self, nb: NotebookNode, resources: dict) -> None:
+        self._find_links(resources)
         self._channel = EvidenceChannel()
         self._nonce: str | None = None
         self._closed_early = False
@@ -282,6 +300,12 @@ class SandboxedExecute(GradingExecute):
         self._channel.begin_cell(index)
 
     def _run_cells(self, trusted: dict[str, str]) -> None:
+        if self._linked_notebook:
+            for cell in self.nb.cells:
+                if cell.cell_type == "code":
+                    _fail(cell, LINKED_NOTEBOOK, "NotGraded")
+            self._locked_cells.clear()
+            return
         super()._run_cells(trusted)
         skipped = set(self.summary["skipped"])
         for index in list(self._locked_cells):
@@ -323,6 +347,13 @@ class SandboxedExecute(GradingExecute):
             nonce=self._nonce,
             closed_early=self._closed_early,
         )
+        self.summary["evidence"] += self._link_evidence
+        self.summary["evidence"] += [
+            {"kind": "test-cell-result", "detail": TEST_CELL_RESULT, "cell": index}
+            for index in sorted(self.results_in_graded_cells)
+            if not self.nb.cells[index].metadata["nbgrader"].get("solution")
+            and not ends_with_a_value(self.nb.cells[index].source)
+        ]
         for item in self.summary["evidence"]:
             if item["kind"] in FAILING_KINDS:
                 _fail(self.nb.cells[item["cell"]], FAILING_KINDS[item["kind"]], "NotReported")
@@ -337,17 +368,65 @@ class SandboxedExecute(GradingExecute):
         return Path(base) / f"{grading['notebook']}.ipynb"
 
     def _scratch_files(self) -> dict[str, Path]:
-        """The graded folder's files, with the notebook as it was submitted."""
+        """The graded folder's files, with the notebook as it was submitted; never what a link
+        in the submission points to (nbgrader copied that into the graded folder: it may be
+        the solutions or the gradebook)."""
         folder = Path(self.resources.get("metadata", {}).get("path") or ".")
         files = {
             str(path.relative_to(folder)): path
             for path in folder.rglob("*")
-            if path.is_file() and path.suffix != ".ipynb"
+            if path.is_file()
+            and path.suffix != ".ipynb"
+            and not _under_any(path.relative_to(folder), self._links)
         }
         submitted = self._course_path("submitted", self.resources)
-        if submitted.is_file():
+        if submitted.is_file() and not submitted.is_symlink():
             files[submitted.name] = submitted
         return files
+
+    def _find_links(self, resources: dict) -> None:
+        submitted = self._course_path("submitted", resources)
+        self._links = links_in(submitted.parent)
+        self._linked_notebook = _under_any(Path(submitted.name), self._links)
+        self._link_evidence = [
+            {"kind": "linked-file", "detail": f"{link}: {LINKED}", "cell": None}
+            for link in self._links
+        ]
+
+
+def links_in(folder: Path) -> list[Path]:
+    """The symbolic links in a submitted folder, relative to it (the folders below a link are
+    not walked)."""
+    found: list[Path] = []
+    for place, folders, names in os.walk(folder):
+        for name in [*folders, *names]:
+            if os.path.islink(os.path.join(place, name)):
+                found.append(Path(place, name).relative_to(folder))
+    return sorted(found)
+
+
+def _under_any(path: Path, links: list[Path]) -> bool:
+    return any(path == link or link in path.parents for link in links)
+
+
+def ends_with_a_value(source: str) -> bool:
+    """Whether a test cell's code may show a result: it ends with an expression other than
+    `check.passed(...)` (which returns None)."""
+    try:
+        body = ast.parse(TransformerManager().transform_cell(source)).body
+    except SyntaxError:
+        return False
+    last = body[-1] if body else None
+    if not isinstance(last, ast.Expr):
+        return False
+    call = last.value
+    return not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "passed"
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == "check"
+    )
 
 
 def exit_reason(process) -> str:

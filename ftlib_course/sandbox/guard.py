@@ -14,7 +14,10 @@ evidence channel, a socket whose other end only the grading process holds:
 - ("event", kind, detail) for audited actions of cell code: replacing the code or defaults of
   functions of the libraries the tests use, tracing and profiling hooks, ctypes, the garbage
   collector's object lists, other threads' frames, other audit hooks, opening or listing paths
-  outside the scratch folder and the read-only roots.
+  outside the scratch folder and the read-only roots, compiling or running code that is not a
+  cell's; and, by any code at all, writing or reading a Python file in the scratch folder or
+  /tmp (a module the submission brought or wrote: its code would run unscanned, and could act
+  from a thread or an IPython callback, where no cell is on the stack).
 - ("outcome", cell, "raised" | "ok") when a cell the grader sent has run, from IPython's
   `post_run_cell` event, so that the grader knows which test cells failed even when their
   error message never reaches it. The callbacks are registered before the snapshot (removing
@@ -78,6 +81,8 @@ _WATCHED_PACKAGES = (
     "ftlib_course",
 )
 _FILE_EVENTS = frozenset(["open", "os.listdir", "os.scandir", "glob.glob", "os.symlink"])
+# Files Python runs code from (an import opens them; so does writing one).
+_CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyw", ".pth", ".so", ".zip", ".egg", ".whl")
 _INSPECTION_EVENTS = {
     "gc.get_objects": "gc-inspection",
     "gc.get_referrers": "gc-inspection",
@@ -109,8 +114,8 @@ _CTYPES_EVENTS = frozenset(
     "ctypes.set_errno".split()
 )
 _WATCHED_EVENTS = (
-    frozenset(["compile", "object.__setattr__", "object.__getattr__", "sys._getframe"])
-    | frozenset(["sys.addaudithook"])
+    frozenset(["compile", "exec", "import", "object.__setattr__", "object.__getattr__"])
+    | frozenset(["sys._getframe", "sys.addaudithook"])
     | _CELL_EVENTS
     | _FILE_EVENTS
     | _INSPECTION_EVENTS.keys()
@@ -133,6 +138,7 @@ _Frame = types.FrameType
 _frame_holders = frozenset([types.TracebackType, types.GeneratorType, types.CoroutineType])
 _frame_holders |= {types.AsyncGeneratorType}
 _ExecutionInfo, _ExecutionResult = ExecutionInfo, ExecutionResult
+_Code, _endswith, _startswith = types.CodeType, str.endswith, str.startswith
 _ContextVar, _context_get = contextvars.ContextVar, contextvars.ContextVar.get
 
 
@@ -151,6 +157,7 @@ def _frame_tool_files() -> frozenset[str]:
 
 
 _FRAME_TOOL_FILES = _frame_tool_files()
+_GUARD_FILE = _frame_tool_files.__code__.co_filename
 
 
 def _pathlib_text():
@@ -210,6 +217,8 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
     erase_request = _request_eraser(member(shell, "kernel"))
     running: dict = {"info": None, "cell": ""}  # the cell the grader sent, while it runs
     roots = _allowed_roots(allowed_roots)
+    writable = _writable_roots()
+    read_only = _tuple(_resolved(root) for root in allowed_roots)  # some may lie under /tmp
     reported: set[tuple[str, str]] = set()
     parsed = {"cell": ""}  # the cell IPython parsed last
     busy: set[int] = set()
@@ -234,6 +243,37 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
                 return True
             frame = frame.f_back
         return False
+
+    def called_by_cell() -> bool:
+        """Whether the code that raised the event (the first frame outside this module) is
+        a cell's own: not a library or IPython acting for it."""
+        frame = _getframe(1)
+        while frame is not None and frame.f_code.co_filename == _GUARD_FILE:
+            frame = frame.f_back
+        return frame is not None and in_cell(frame)
+
+    def on_code_file(event: str, args: tuple) -> None:
+        # By any code, a cell's or not: a module the submission wrote can run from a thread or
+        # an IPython callback, with no cell on the stack.
+        text = _path_text(args[1] if event == "import" else args[0])
+        if text is None or not _endswith(text, _CODE_SUFFIXES):
+            return
+        resolved = _resolved(text)
+        if _startswith(resolved, cell_folder) or _inside(resolved, read_only):
+            return
+        if _inside(resolved, writable):
+            report("event", "submission-code", text)
+
+    def on_dynamic_code(event: str, args: tuple) -> None:
+        if event == "exec":
+            code = args[0]
+            name = code.co_filename if _type(code) is _Code else None
+        else:
+            name = args[1]
+        if _type(name) is _str and _startswith(name, cell_folder):
+            return  # a cell being compiled or run
+        if called_by_cell():
+            report("event", "dynamic-code", f"{event} of {_repr(name)[:80]}")
 
     def hidden_frame(target) -> bool:
         """Whether cell code reaching frame `target` reaches one it must not: a caller of the
@@ -347,10 +387,16 @@ def install(shell, *, fd: int, key: bytes, allowed_roots: list[str]) -> None:
             busy.discard(thread)
 
     def dispatch(event: str, args: tuple) -> None:
+        if event == "open" or event == "import":
+            on_code_file(event, args)
+        if event == "compile" or event == "exec":
+            on_dynamic_code(event, args)
         if event == "object.__getattr__" or event == "sys._getframe":
             on_frame_read(event, args)
         elif event == "compile":
             on_compile(args[0], args[1])
+        elif event == "exec" or event == "import":
+            return
         elif event == "object.__setattr__":
             on_setattr(args[0], args[1])
         elif event in _CELL_EVENTS:
@@ -456,6 +502,13 @@ def _allowed_roots(extra: list[str]) -> tuple[str, ...]:
 
     roots = [_getcwd(), tempfile.gettempdir(), "/dev", "/sys/devices/system", *extra]
     return _tuple(_resolved(root) for root in roots)
+
+
+def _writable_roots() -> tuple[str, ...]:
+    """The folders a grading kernel can write: its scratch folder and /tmp."""
+    import tempfile
+
+    return (_resolved(_getcwd()), _resolved(tempfile.gettempdir()))
 
 
 def _resolved(path: str) -> str:

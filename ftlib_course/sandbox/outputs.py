@@ -69,14 +69,21 @@ class CellOutputBudget:
         return from_dict({"output_type": "stream", "name": "stderr", "text": _note(self.limit)})
 
 
-def stderr_as_stdout(output: NotebookNode) -> NotebookNode:
-    """`output` with a stderr stream made stdout (text kept), else `output` as it is.
+def as_graded_output(output: NotebookNode) -> NotebookNode:
+    """`output` made neutral for scoring: a stderr stream becomes stdout and a result (the value
+    of a last expression) becomes a plain display, text and data kept.
 
     nbgrader scores a graded cell 0 for any stderr output, so a warning would cost an honest
-    answer its points; in graded cells only errors decide.
+    answer its points; and it reads the first result of a test cell as its score (a number is
+    partial credit, any other text full marks, a number above the cell's points stops the
+    grading), whatever error follows, so an answer that displays something would score. In
+    graded cells only errors decide.
     """
     if output.get("output_type") == "stream" and output.get("name") == "stderr":
         output.name = "stdout"
+    elif output.get("output_type") == "execute_result":
+        output.output_type = "display_data"
+        output.pop("execution_count", None)
     return output
 
 

@@ -51,7 +51,8 @@ _SHELL_METHODS = (  # noqa: SIM905 - a list of words reads best as words
 ).split()
 _SHELL_PARTS = (  # noqa: SIM905 - a list of words reads best as words
     "compile displayhook display_pub input_transformer_manager prefilter_manager "
-    "InteractiveTB SyntaxTB CustomTB custom_exceptions kernel events _user_ns"
+    "InteractiveTB SyntaxTB CustomTB custom_exceptions kernel events _user_ns "
+    "ast_node_interactivity"
 ).split()
 _KERNEL_METHODS = ("do_execute", "execute_request", "send_response", "_publish_execute_input")
 # What an error message travels through on its way out: the session that signs and sends it,

@@ -53,6 +53,8 @@ and reports findings of these kinds:
 - `dynamic_code`: `exec`, `eval`, `compile`, `__import__`, `breakpoint`, `importlib`,
   `runpy`, `code`, `marshal`, `pickle.loads`/`load`/`Unpickler`, `shelve`, `dill`, `pydoc`
   (`pydoc.locate`), `doctest`, `types.CodeType`/`FunctionType`/...
+- `test_name`: reading a name only the test cells bind (`_welch`, `expected`): a test's
+  reference value (`ftlib_course.tamper.test_names`).
 - `native`: `ctypes`, `cffi`, `mmap`.
 - `exit` (`REVIEW_ONLY`): `os._exit`, `os.abort`: the kernel dies, the tests after it score 0
   and the grading kernel keeps the credit of those before it; a look tells an accident from a

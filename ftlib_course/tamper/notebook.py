@@ -18,6 +18,7 @@ from ftlib_course.tamper.findings import Finding, LockedCell
 from ftlib_course.tamper.rebinding import ReadWindows, protected_names, trusted_places
 from ftlib_course.tamper.scanner import Scanner, type_aliases
 from ftlib_course.tamper.syntax import parse, readable
+from ftlib_course.tamper.test_names import test_name_reads, test_only_names, watched_names
 
 MARKERS = tuple(
     trait.default_value
@@ -84,10 +85,12 @@ def scan_notebook(notebook: nbformat.NotebookNode, locked: Sequence[LockedCell])
         tree = readable(source)
         if tree is not None:
             modules.update({**imports(tree), **type_aliases(tree)})
+    trees = [readable(cell.source) for _, cell in editable if cell.cell_type == "code"]
+    watched = watched_names([tree for tree in trees if tree is not None], test_only_names(locked))
     findings = []
     for index, cell in editable:
         try:
-            found = _scan_cell(cell, windows.protected_at(index, protected), modules)
+            found = _scan_cell(cell, windows.protected_at(index, protected), modules, watched)
         except Exception as error:  # a cell the scan cannot read is held, not passed
             found = [
                 Finding(
@@ -104,11 +107,19 @@ def scan_notebook(notebook: nbformat.NotebookNode, locked: Sequence[LockedCell])
 
 
 def _scan_cell(
-    cell: nbformat.NotebookNode, protected: tuple[dict[str, str | None], frozenset[str]], modules
+    cell: nbformat.NotebookNode,
+    protected: tuple[dict[str, str | None], frozenset[str]],
+    modules,
+    watched: frozenset[str],
 ) -> list[Finding]:
     if cell.cell_type == "code":
         names, settled = protected
-        return scan_source(cell.source, names, modules, settled=settled)
+        tree = readable(cell.source)
+        reads = test_name_reads(tree, watched) if tree is not None else []
+        return sorted(
+            scan_source(cell.source, names, modules, settled=settled) + reads,
+            key=lambda finding: finding.line,
+        )
     found = _markers(cell.source)
     parts = markdown_active_parts(cell.source)
     if parts:

@@ -133,7 +133,8 @@ ANY_ATTRIBUTE: dict[str, str] = {
             "ast_transformers user_ns user_global_ns user_ns_hidden run_cell run_cell_async "
             "run_ast_nodes run_code showtraceback showsyntaxerror _showtraceback display_pub "
             "set_custom_exc events shell get_ipython history_manager session pub_thread "
-            "parent_header _parent_header get_parent iopub_socket iopub_thread comm_manager"
+            "parent_header _parent_header get_parent iopub_socket iopub_thread comm_manager "
+            "displayhook excepthook ast_node_interactivity"
         ),
         "ipython",
     ),

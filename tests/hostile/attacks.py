@@ -534,6 +534,59 @@ FRAME_REACHES = {
 }
 
 
+DISPLAY_RESULT = """
+import sys
+
+_show = getattr(sys, "displayhook")
+"""
+"""Each answer shows a value as the test cell's result: nbgrader would read it as the score
+(full marks for text, partial credit for a number, a crash above the cell's points)."""
+
+SHOW_EVERY_EXPRESSION = """
+import sys
+
+setattr(getattr(getattr(sys, "displayhook"), "shell"), "ast_node_interactivity", "all")
+"""
+"""Every expression of a test cell (its opening text first) is then shown as its result."""
+
+WRITTEN_MODULE = """
+with open("study_tools.py", "w") as _file:
+    _file.write(
+        "import gc, sys, threading\\n"
+        "def _disarm():\\n"
+        "    for obj in gc.get_objects():\\n"
+        "        if type(obj).__name__ == 'Snapshot':\\n"
+        "            obj._probes.clear(); obj._gates.clear()\\n"
+        "    cls = type(sys.modules['ftlib_course.checks'].check)\\n"
+        "    for name in ('is_float', 'is_int', 'is_bool', 'is_tensor', 'is_instance', 'close',\\n"
+        "                 'equal', 'tensor_close', 'tensor_equal', 'that'):\\n"
+        "        setattr(cls, name, lambda self, *a, **k: a[0] if a else None)\\n"
+        "worker = threading.Thread(target=_disarm)\\n"
+        "worker.start(); worker.join()\\n"
+    )
+import study_tools
+"""
+"""A module written at run time, whose code the scan never sees, disarms the checks from a
+thread, where no cell is on the stack."""
+
+
+def _test_value_read(release, solution):
+    """Answers that return a name a test cell binds (its reference value), if it exists."""
+    name = next((n for n in expected_names(release) if n.startswith("_")), "expected")
+    return stubbed(release, name)
+
+
+def _retagged(release, solution):
+    """Stubbed answers whose cells claim to be graded, for many points."""
+    notebook = stubbed(release, "0.0")
+    names = answer_names(release)
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") in names:
+            meta.update(grade=True, points=100)
+    return notebook
+
+
 def _frame_attack(name: str) -> Attack:
     return Attack(
         name,
@@ -972,6 +1025,35 @@ ATTACKS = [
         frozenset({"static:ipython", "static:introspection"}),
     ),
     *[_frame_attack(name) for name in FRAME_REACHES],
+    Attack(
+        "display_result",
+        "blank the tests",
+        "release",
+        _stub('(_show("done"), 0.0)[1]', DISPLAY_RESULT),
+        frozenset({"runtime:test-cell-result"}),
+    ),
+    Attack(
+        "show_every_expression",
+        "blank the tests",
+        "release",
+        _stub("0.0", SHOW_EVERY_EXPRESSION),
+        frozenset({"runtime:test-cell-result", "runtime:shell-replaced"}),
+    ),
+    Attack(
+        "written_module",
+        "win comparisons without work",
+        "release",
+        _stub("args[0] * 0 if args and hasattr(args[0], 'shape') else 0.0", WRITTEN_MODULE),
+        frozenset({"runtime:submission-code"}),
+    ),
+    Attack(
+        "test_value_read",
+        "read the hidden tests",
+        "release",
+        _test_value_read,
+        frozenset({"static:test_name"}),
+    ),
+    Attack("retagged_cells", "blank the tests", "release", _retagged, frozenset({"retagged"})),
     Attack(
         "hang_grader",
         "hang the grader",
