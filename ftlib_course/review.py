@@ -202,19 +202,16 @@ class CheckSubmission(NbGraderPreprocessor):
         """Give every cell with a known id the role the release gives it (graded or not, its
         points, answer or not, locked or not): the metadata is the student's to write, and a
         role the gradebook does not know makes nbgrader fail on the whole submission."""
+        keys = ("grade", "solution", "locked", "points")
         changed = []
         for grade_id, cell in present.items():
             meta, release = cell.metadata["nbgrader"], known[grade_id]
-            roles = {"grade": release.graded, "solution": release.solution}
-            roles["locked"] = release.locked
+            before = {key: meta.get(key) for key in keys}
+            meta.update(grade=release.graded, solution=release.solution, locked=release.locked)
+            meta.pop("points", None)
             if release.graded:
-                roles["points"] = release.points
-            if any(meta.get(key) != value for key, value in roles.items()) or (
-                not release.graded and "points" in meta
-            ):
-                meta.update(roles)
-                if not release.graded:
-                    meta.pop("points", None)
+                meta["points"] = release.points
+            if {key: meta.get(key) for key in keys} != before:
                 changed.append(grade_id)
         return changed
 

@@ -498,10 +498,10 @@ def _record_writer(fd: int, key: bytes):
 
 
 def _allowed_roots(extra: list[str]) -> tuple[str, ...]:
-    import tempfile
-
-    roots = [_getcwd(), tempfile.gettempdir(), "/dev", "/sys/devices/system", *extra]
-    return _tuple(_resolved(root) for root in roots)
+    return (
+        *_writable_roots(),
+        *(_resolved(root) for root in ["/dev", "/sys/devices/system", *extra]),
+    )
 
 
 def _writable_roots() -> tuple[str, ...]:

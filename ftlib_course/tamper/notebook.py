@@ -7,6 +7,7 @@ text and active content. What each cell may not rebind depends on where it stand
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 
 import nbformat
@@ -78,19 +79,17 @@ def scan_notebook(notebook: nbformat.NotebookNode, locked: Sequence[LockedCell])
         if grade_id not in by_id or by_id[grade_id].source != cell.source:
             editable.append((index, cell))
     windows = ReadWindows(trusted_places(locked, places, notebook))
+    trees = {index: readable(cell.source) for index, cell in editable if cell.cell_type == "code"}
     modules: dict[str, str] = {}
-    for source in [cell.source for cell in locked] + [
-        cell.source for _, cell in editable if cell.cell_type == "code"
-    ]:
-        tree = readable(source)
+    for tree in [readable(cell.source) for cell in locked] + list(trees.values()):
         if tree is not None:
             modules.update({**imports(tree), **type_aliases(tree)})
-    trees = [readable(cell.source) for _, cell in editable if cell.cell_type == "code"]
-    watched = watched_names([tree for tree in trees if tree is not None], test_only_names(locked))
+    watched = watched_names([t for t in trees.values() if t is not None], test_only_names(locked))
     findings = []
     for index, cell in editable:
         try:
-            found = _scan_cell(cell, windows.protected_at(index, protected), modules, watched)
+            names = windows.protected_at(index, protected)
+            found = _scan_cell(cell, names, modules, trees.get(index), watched)
         except Exception as error:  # a cell the scan cannot read is held, not passed
             found = [
                 Finding(
@@ -110,11 +109,11 @@ def _scan_cell(
     cell: nbformat.NotebookNode,
     protected: tuple[dict[str, str | None], frozenset[str]],
     modules,
+    tree: ast.Module | None,
     watched: frozenset[str],
 ) -> list[Finding]:
     if cell.cell_type == "code":
         names, settled = protected
-        tree = readable(cell.source)
         reads = test_name_reads(tree, watched) if tree is not None else []
         return sorted(
             scan_source(cell.source, names, modules, settled=settled) + reads,
