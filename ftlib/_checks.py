@@ -1,7 +1,8 @@
 """Argument checks shared by the public functions, so that each bad value gets one clear message.
 
 Counts accept any integral value (``7``, ``numpy.int64(7)``, ``torch.tensor(7)``) and refuse
-floats and booleans; a model must be an ``nn.Module`` instance, not its class or builder.
+floats and booleans; a model must be an ``nn.Module`` instance, not its class or builder, and the
+functions that read or change parameters need them to exist (no lazy layer left uninitialised).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import operator
 from typing import Any
 
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 
 def as_count(value: Any, name: str, *, minimum: int = 0) -> int:
@@ -76,6 +78,31 @@ def check_model(model: Any, function: str) -> None:
     raise TypeError(
         f"{function} needs an nn.Module, got {model!r} ({type(model).__name__}); {hint}"
     )
+
+
+def is_uninitialised(module: nn.Module) -> bool:
+    """A lazy layer (``nn.LazyLinear``, ``nn.LazyConv2d``) before its first forward pass."""
+    return isinstance(module, LazyModuleMixin) and module.has_uninitialized_params()
+
+
+def check_materialised(model: nn.Module, function: str) -> None:
+    """Refuse, before anything changes, a model whose lazy layers have no parameters yet.
+
+    Why: torch's "uninitialized parameter" error comes from deep inside, after part of the work
+    (a swapped head, half the layers frozen) is done; a lazy layer's shapes exist only after the
+    first forward pass.
+
+    Raises:
+        ValueError: naming the uninitialised layers and saying to run one forward pass first.
+    """
+    lazy = [name or "(the model)" for name, m in model.named_modules() if is_uninitialised(m)]
+    if lazy:
+        raise ValueError(
+            f"{function} needs the parameters of every layer, but {type(model).__name__} has "
+            f"lazy layers that get their shapes only on the first forward pass: "
+            f"{', '.join(lazy)}. Run one forward pass first, e.g. model(next(iter(loader))[0]) "
+            f"or model(torch.zeros(1, *input_shape)), then call {function}"
+        )
 
 
 def _is_scalar(value: Any) -> bool:

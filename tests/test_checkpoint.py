@@ -1,9 +1,13 @@
 """save_checkpoint / load_checkpoint: exact round trips, and a clear way out of head mismatches."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from ftlib.surgery.heads import HeadNotFoundError
 from ftlib.training.checkpoint import (
     ArchitectureMismatchError,
     HeadMismatchError,
@@ -91,6 +95,42 @@ def test_body_only_with_an_explicit_head_name(tmp_path):
     assert target.fc.out_features == 3
 
 
+def test_body_only_with_an_unknown_head_name_lists_the_candidates(tmp_path):
+    path = save_checkpoint(trained_net(num_classes=10), tmp_path / "ten.pt")
+    with pytest.raises(HeadNotFoundError, match=r"head='fcx' is no module.*head='fc'"):
+        load_checkpoint(TinyNet(num_classes=3), path, body_only=True, head="fcx")
+
+
+@pytest.mark.parametrize("direction", ["into-a-dropout-head", "from-a-dropout-head"])
+def test_body_only_accepts_a_head_written_as_dropout_then_linear(tmp_path, direction):
+    plain, wrapped = trained_net(num_classes=10), trained_net(num_classes=5, seed=1)
+    wrapped.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(4, 5))
+    source, target = (plain, wrapped) if direction == "into-a-dropout-head" else (wrapped, plain)
+    head_before = {name: t.clone() for name, t in target.fc.state_dict().items()}
+    load_checkpoint(target, save_checkpoint(source, tmp_path / "c.pt"), body_only=True)
+    for name, tensor in source.body.state_dict().items():
+        assert torch.equal(target.body.state_dict()[name], tensor), name
+    for name, tensor in head_before.items():
+        assert torch.equal(target.fc.state_dict()[name], tensor), name
+    with pytest.raises(HeadMismatchError, match="pass body_only=True"):
+        load_checkpoint(target, tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [(np.float64(0.5), "float64"), (np.zeros(3), "ndarray"), (Path("/data"), "PosixPath")],
+)
+def test_extra_that_could_not_be_loaded_back_is_refused_when_saving(tmp_path, value, kind):
+    with pytest.raises(TypeError, match=rf"extra\['score'\] \({kind}\) could not be read back"):
+        save_checkpoint(trained_net(), tmp_path / "c.pt", extra={"score": value})
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_a_lazy_layer_that_never_ran_is_refused_when_saving(tmp_path):
+    with pytest.raises(ValueError, match="lazy layers .*: 1. Run one forward pass first"):
+        save_checkpoint(nn.Sequential(nn.Flatten(), nn.LazyLinear(3)), tmp_path / "c.pt")
+
+
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint file at"):
         load_checkpoint(TinyNet(), tmp_path / "nowhere.pt")
@@ -151,7 +191,7 @@ def test_another_architecture_is_named_briefly_not_blamed_on_the_head(tmp_path, 
     with pytest.raises(ArchitectureMismatchError) as caught:
         load_checkpoint(TinyNet(), path, body_only=body_only)
     message = str(caught.value)
-    assert "holds a OtherNet, not a TinyNet" in message and "Build the model" in message
+    assert "holds OtherNet, not TinyNet" in message and "Build the model" in message
     assert "body.0.weight" in message and len(message) < 600
 
 

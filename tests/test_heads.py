@@ -216,24 +216,50 @@ class HeadFirst(nn.Module):
         return self.classifier(self.body(x))
 
 
-class ClassifierAndRegressor(nn.Module):
-    """Two outputs on the same features: class scores and one regression value."""
+class ClassifierBeside(nn.Module):
+    """A classifier, then a second output on the same features (a regressor, a projector).
 
-    def __init__(self):
+    ``returns_both``: forward returns both outputs; otherwise the second is used elsewhere (a
+    SimCLR-style projector), as the forward pass cannot show.
+    """
+
+    def __init__(self, name, second, *, returns_both=True):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
         self.classifier = nn.Linear(16, 10)
-        self.regressor = nn.Linear(16, 1)
+        self.add_module(name, second)
+        self.second, self.returns_both = name, returns_both
 
     def forward(self, x):
         features = self.body(x)
-        return self.classifier(features), self.regressor(features)
+        scores = self.classifier(features)
+        return (scores, self.get_submodule(self.second)(features)) if self.returns_both else scores
+
+
+def classifier_and_regressor():
+    return ClassifierBeside("regressor", nn.Linear(16, 1))
+
+
+def mlp(*sizes):
+    layers = [nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False)]
+    return nn.Sequential(*[x for layer in layers for x in (layer, nn.ReLU())][:-1])
 
 
 @pytest.mark.parametrize(
     ("model", "reason"),
-    [(HeadFirst(), "reads what it computes"), (ClassifierAndRegressor(), "two outputs")],
-    ids=["head-registered-first", "classifier-and-regressor"],
+    [
+        (HeadFirst(), "reads what it computes"),
+        (classifier_and_regressor(), "two outputs"),
+        (
+            ClassifierBeside("regressor", mlp(16, 8, 1)),
+            "same features as regressor.2's branch.*two outputs",
+        ),
+        (
+            ClassifierBeside("projector", mlp(16, 12, 6), returns_both=False),
+            "same features as projector.2's branch.*two outputs",
+        ),
+    ],
+    ids=["head-registered-first", "classifier-and-regressor", "mlp-regressor", "projector"],
 )
 def test_an_ambiguous_guess_is_refused_with_the_names_to_choose_from(model, reason):
     with pytest.raises(AmbiguousHeadError, match=rf"{reason}.*head='classifier'") as caught:
@@ -252,7 +278,7 @@ def test_layers_in_a_sequential_run_in_order_so_their_guess_is_not_ambiguous():
 
 
 def test_two_named_heads_are_both_swapped():
-    model = ClassifierAndRegressor()
+    model = classifier_and_regressor()
     swap_head(model, 5, head=["classifier", "regressor"])
     assert (model.classifier.out_features, model.regressor.out_features) == (5, 5)
     assert find_heads(model, head="regressor") == ["regressor"]

@@ -151,12 +151,27 @@ def test_tokens_and_position_embeddings_get_no_weight_decay_in_torchvision_vit()
     assert id(model.conv_proj.weight) in groups["body"]
 
 
-def test_a_models_own_no_weight_decay_is_followed_as_timm_does():
+class Wrapper(nn.Module):
+    """A project's own model around a timm backbone."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):
+        return self.backbone(x)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["timm-model", "inside-a-wrapper"])
+def test_a_models_own_no_weight_decay_is_followed_as_timm_does(wrapped):
     timm = pytest.importorskip("timm")
-    model = timm.create_model("levit_128s", pretrained=False)
-    groups = {g["name"]: ids(g["params"]) for g in param_groups(model, lr=0.1, weight_decay=0.1)}
+    backbone = timm.create_model("levit_128s", pretrained=False)
+    model, prefix = (Wrapper(backbone), "backbone.") if wrapped else (backbone, "")
+    heads = [prefix + name for name in ("head.linear", "head_dist.linear")]
+    groups = param_groups(model, heads, lr=0.1, weight_decay=0.1)
+    groups = {g["name"]: ids(g["params"]) for g in groups}
     parameters = dict(model.named_parameters())
-    biases = [parameters[name] for name in model.no_weight_decay()]
+    biases = [parameters[prefix + name] for name in backbone.no_weight_decay()]
     assert biases and all(p.ndim == 2 for p in biases), "2-d: only the model's list spares them"
     assert ids(biases) <= groups["body_no_decay"]
 

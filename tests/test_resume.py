@@ -149,14 +149,70 @@ def test_early_stopping_on_validation_needs_a_val_loader():
         fit(nn.Linear(2, 3), DataLoader(train), epochs=2, early_stopping=EarlyStopping())
 
 
-def test_early_stopping_on_an_unrecorded_key_names_the_keys():
+def test_early_stopping_on_an_unrecorded_key_names_the_keys_before_training():
     train, _ = diverging_task()
-    with pytest.raises(KeyError, match="no 'train_top3' in this history; keys: "):
+    model = nn.Linear(2, 3)
+    before = model.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"'train_top3', which this run does not record; it rec"):
         fit(
-            nn.Linear(2, 3),
+            model,
             DataLoader(train, batch_size=16),
             epochs=2,
             topk=(1,),
             early_stopping=EarlyStopping(monitor="train_top3"),
             progress=False,
         )
+    assert torch.equal(model.weight, before), "nothing trained before the check"
+
+
+def resume_cases():
+    def other_architecture(model, parts):
+        other = nn.Sequential(nn.Linear(2, 8), nn.Linear(8, 3))
+        return other, {"optimizer": torch.optim.AdamW(other.parameters())}
+
+    def more_classes(model, parts):
+        model[3] = nn.Linear(16, 5)
+        return model, {"optimizer": torch.optim.AdamW(model.parameters())}
+
+    def another_optimizer(model, parts):
+        return model, {"optimizer": torch.optim.SGD(model.parameters(), lr=0.1)}
+
+    def another_freezing(model, parts):
+        model[0].requires_grad_(False)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=16)
+        return model, {"optimizer": optimizer, "scheduler": schedule}
+
+    return {
+        "other-architecture": (other_architecture, "holds Sequential of another configuration"),
+        "more-classes": (more_classes, r"\(3, 16\) in the checkpoint .* as many classes"),
+        "another-optimizer": (another_optimizer, "used the optimizer AdamW .* has SGD"),
+        "another-freezing": (
+            another_freezing,
+            r"parameter groups differ .* \[4\] saved, \[2\] now",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(resume_cases()))
+def test_resuming_into_other_parts_names_what_differs(tmp_path, case):
+    change, message = resume_cases()[case]
+    model, data, parts = start()
+    fit(model, data, epochs=2, checkpoint=tmp_path / "run.pt", progress=False, **parts)
+    model, data, parts = start()
+    model, replaced = change(model, parts)
+    parts = {**parts, **replaced}
+    if "optimizer" in replaced and "scheduler" not in replaced:
+        parts["scheduler"] = torch.optim.lr_scheduler.OneCycleLR(
+            parts["optimizer"], max_lr=0.05, total_steps=16
+        )
+    with pytest.raises(ValueError, match=message):
+        fit(model, data, epochs=EPOCHS, resume=tmp_path / "run.pt", progress=False, **parts)
+
+
+def test_resuming_with_fewer_epochs_than_were_trained_says_how_many_to_ask_for(tmp_path):
+    model, data, parts = start()
+    fit(model, data, epochs=3, checkpoint=tmp_path / "run.pt", progress=False, **parts)
+    model, data, parts = start()
+    with pytest.raises(ValueError, match="trained 3 epochs already, more than epochs=2; pass e"):
+        fit(model, data, epochs=2, resume=tmp_path / "run.pt", progress=False, **parts)

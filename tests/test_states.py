@@ -8,6 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
+from ftlib.surgery.freezing import freeze, parameter_summary
 from ftlib.surgery.heads import HeadNotFoundError
 from ftlib.surgery.states import State, prepare
 
@@ -186,3 +187,22 @@ def test_a_number_where_the_state_belongs_says_the_state_comes_first():
         ValueError, match=r"got 3; the state comes before .*prepare\(model, 'head', 3\)"
     ):
         prepare(tiny_cnn(), 3)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda model: prepare(model, "head", num_classes=3),
+        lambda model: prepare(model, "full", num_classes=3, freeze_first=1),
+        freeze,
+        parameter_summary,
+    ],
+    ids=["prepare-head", "prepare-full", "freeze", "parameter_summary"],
+)
+def test_a_lazy_layer_that_never_ran_is_refused_before_anything_changes(call):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    with pytest.raises(ValueError, match=r"lazy layers .*: 2\. Run one forward pass first"):
+        call(model)
+    assert model[2].out_features == 10 and all(p.requires_grad for p in model[0].parameters())
+    model(torch.zeros(1, 3, 6, 6))  # the shapes are known now
+    call(model)

@@ -168,7 +168,7 @@ def test_library_prints_nothing_when_progress_is_off(capsys):
 
 @pytest.mark.parametrize("epochs", [0, -1, 1.5, True])
 def test_fit_rejects_epochs_that_are_not_a_positive_int(epochs):
-    with pytest.raises(ValueError, match="epochs must be an int of at least 1"):
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
         fit(mlp(), loader(blobs()), epochs=epochs, progress=False)
 
 

@@ -69,9 +69,17 @@ def test_epoch_is_the_default_scheduler_step_and_other_names_are_refused():
 
 def test_reduce_on_plateau_cannot_step_per_batch():
     model = mlp()
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(sgd(model))
+    optimizer = sgd(model)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
     with pytest.raises(ValueError, match="ReduceLROnPlateau .* scheduler_step='epoch'"):
-        fit(model, DataLoader(blobs()), epochs=1, scheduler=plateau, scheduler_step="step")
+        fit(
+            model,
+            DataLoader(blobs()),
+            epochs=1,
+            optimizer=optimizer,
+            scheduler=plateau,
+            scheduler_step="step",
+        )
 
 
 def test_accumulating_two_half_batches_equals_one_full_batch():
@@ -107,7 +115,7 @@ def test_a_last_short_group_of_an_epoch_still_steps():
 
 @pytest.mark.parametrize("accumulate", [0, 1.5, True])
 def test_accumulate_must_be_a_positive_int(accumulate):
-    with pytest.raises(ValueError, match="accumulate must be an int of at least 1"):
+    with pytest.raises(ValueError, match=r"accumulate \(1: step after every batch\) must be"):
         fit(mlp(), DataLoader(blobs()), epochs=1, accumulate=accumulate, progress=False)
 
 

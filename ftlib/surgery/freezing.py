@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ftlib._checks import as_count, check_model
+from ftlib._checks import as_count, check_materialised, check_model
 from ftlib._choice import Choice
 
 # Layers that behave differently in train and eval mode without learning anything: batch norm
@@ -77,6 +77,7 @@ def freeze(
             of the model.
     """
     check_model(model, "freeze")
+    check_materialised(model, "freeze")
     policy = BatchNormPolicy.parse(batchnorm)
     names, roots = _resolve(model, targets)
     changed = _set_trainable(model, names, trainable=False)
@@ -99,6 +100,7 @@ def unfreeze(model: nn.Module, targets: Target | Sequence[Target] | None = None)
         ValueError: as for ``freeze``.
     """
     check_model(model, "unfreeze")
+    check_materialised(model, "unfreeze")
     names, roots = _resolve(model, targets)
     changed = _set_trainable(model, names, trainable=True)
     for layer in _mode_layers(roots):
@@ -138,6 +140,7 @@ def freeze_to(model: nn.Module, k: int) -> list[str]:
         ValueError: ``k`` is not an integer or is outside ``0..len(top_level_blocks(model))``.
     """
     check_model(model, "freeze_to")
+    check_materialised(model, "freeze_to")
     blocks = top_level_blocks(model)
     k = as_count(k, "k")
     if not 0 <= k <= len(blocks):
@@ -221,6 +224,7 @@ def parameter_summary(model: nn.Module) -> ParameterSummary:
     counted once.
     """
     check_model(model, "parameter_summary")
+    check_materialised(model, "parameter_summary")
     counts: dict[str, list[int]] = {}
     for name, parameter in model.named_parameters():
         row = counts.setdefault(name.split(".")[0], [0, 0])

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import nn
-from torch.nn.modules.lazy import LazyModuleMixin
 
-from ftlib._checks import as_count, check_model
+from ftlib._checks import as_count, check_model, is_uninitialised
 from ftlib.surgery.zoo import declared_heads, layer_outputs, record_num_classes, zoo_hint
 
 HeadNames = str | Sequence[str]
@@ -195,15 +194,16 @@ def _rival_reason(model: nn.Module, guess: str, other: str, layers: list[str]) -
     ``other`` is a rival when the forward pass could call the two in any order (their common
     parent is not an ``nn.Sequential``), it is the only head-like layer of its branch, nothing
     reads its outputs, and it reads either what ``guess`` computes (a head registered before
-    the body) or the features ``guess`` reads (two outputs side by side).
+    the body) or the features that ``guess``'s branch reads (two outputs side by side, where
+    either may be a single layer or an MLP such as a regression head or a SimCLR projector).
     """
     common = _common_parent(guess, other)
     if isinstance(model.get_submodule(common), nn.Sequential):
         return ""
-    branch = ".".join(other.split(".")[: len(common.split(".")) + 1 if common else 1])
-    if [name for name in layers if _inside(name, [branch])] != [other]:
+    if _branch_layers(layers, other, common) != [other]:
         return ""
     rival, last = model.get_submodule(other), model.get_submodule(guess)
+    entry = model.get_submodule(_branch_layers(layers, guess, common)[0])
     readers = (
         m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and m is not rival
     )
@@ -211,9 +211,15 @@ def _rival_reason(model: nn.Module, guess: str, other: str, layers: list[str]) -
         return ""
     if _inputs(rival) == layer_outputs(last):
         return "reads what it computes, so the head may have been registered before the body"
-    if _inputs(rival) == _inputs(last):
-        return "reads the same features, so the model may have two outputs"
+    if _inputs(rival) == _inputs(entry):
+        return f"reads the same features as {guess}'s branch, so the model may have two outputs"
     return ""
+
+
+def _branch_layers(layers: list[str], name: str, common: str) -> list[str]:
+    """The head-like layers in the child of ``common`` that holds ``name``, in order."""
+    branch = ".".join(name.split(".")[: len(common.split(".")) + 1 if common else 1])
+    return [layer for layer in layers if _inside(layer, [branch])]
 
 
 def _common_parent(a: str, b: str) -> str:
@@ -231,7 +237,7 @@ def _inputs(layer: nn.Module) -> int:
 
 def _describe(model: nn.Module, name: str) -> str:
     layer = model.get_submodule(name)
-    inputs = "?" if _is_lazy(layer) else _inputs(layer)
+    inputs = "?" if is_uninitialised(layer) else _inputs(layer)
     return f"{type(layer).__name__} {inputs}->{layer_outputs(layer)}"
 
 
@@ -278,15 +284,11 @@ def _candidates_hint(model: nn.Module) -> str:
     return f"candidates: {listed}. Pass the head's name, e.g. head={layers[-1][0]!r}"
 
 
-def _is_lazy(layer: nn.Module) -> bool:
-    return isinstance(layer, LazyModuleMixin) and layer.has_uninitialized_params()
-
-
 def _fresh_like(old: nn.Linear | nn.Conv2d, num_classes: int) -> nn.Module:
     """A new layer like ``old`` (in-features, bias, dtype, device) with ``num_classes`` outputs."""
     like = {"bias": old.bias is not None, "device": old.weight.device, "dtype": old.weight.dtype}
     if isinstance(old, nn.Linear):
-        if _is_lazy(old):  # its in-features are known only after the first forward pass
+        if is_uninitialised(old):  # its in-features are known only after the first forward pass
             return nn.LazyLinear(num_classes, **like)
         return nn.Linear(old.in_features, num_classes, **like)
     if old.groups != 1:
@@ -301,7 +303,7 @@ def _fresh_like(old: nn.Linear | nn.Conv2d, num_classes: int) -> nn.Module:
         "dilation": old.dilation,
         "padding_mode": old.padding_mode,
     }
-    if _is_lazy(old):
+    if is_uninitialised(old):
         return nn.LazyConv2d(num_classes, **geometry, **like)
     return nn.Conv2d(old.in_channels, num_classes, **geometry, **like)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ftlib._checks import as_count, check_model
+from ftlib._checks import as_count, check_materialised, check_model
 from ftlib._choice import Choice
 from ftlib.surgery.freezing import freeze, freeze_to, top_level_blocks, unfreeze
 from ftlib.surgery.heads import HeadNames, find_heads, swap_head
@@ -56,10 +56,12 @@ def prepare(
     Raises:
         ValueError: unknown state, ``num_classes`` given for PREDICT or not a positive integer,
             ``freeze_first`` not an integer, given for a state other than FULL, or so large that
-            it would freeze the head. Nothing is changed before these checks pass.
+            it would freeze the head, or the model has lazy layers not yet run (run one forward
+            pass first). Nothing is changed before these checks pass.
         HeadNotFoundError: no head could be found, or it is ambiguous (``AmbiguousHeadError``).
     """
     check_model(model, "prepare")
+    check_materialised(model, "prepare")
     if not isinstance(state, str):  # State members are strings too
         raise ValueError(
             f"state must be 'predict', 'head' or 'full', got {state!r}; the state comes before "

@@ -18,13 +18,16 @@ so a wrong label never reaches an optimizer step (or, on a GPU, a device-side as
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Subset, TensorDataset
 
 from ftlib.device import autocast, to_device
+from ftlib.training.arguments import check_topk_fits
 from ftlib.training.performance import Performance, prepare_inputs
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -46,12 +49,14 @@ def batch_loss(
     dtype: torch.dtype | None,
     performance: Performance,
     check_targets: bool,
+    fitting_topk: Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The forward pass of one batch: ``(loss, logits, targets)``, targets on ``device``.
 
     Why: ``fit``, ``evaluate`` and ``lr_find`` must read batches, check targets and weigh
     auxiliary heads the same way. Targets are checked where the loader left them (usually the
-    CPU, so the check does not wait for a GPU) and before the loss sees them.
+    CPU, so the check does not wait for a GPU) and before the loss sees them; so are the
+    ``fitting_topk`` (each k at most the number of classes) and the loss (one number).
     """
     inputs, targets = split_batch(batch)
     if check_targets:
@@ -61,12 +66,36 @@ def batch_loss(
     inputs = prepare_inputs(inputs, performance)
     with autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext():
         logits, aux_logits = split_outputs(call_model(model, inputs))
-        if check_targets and logits.ndim == 2:
+        if check_targets:
+            _check_logits_shape(logits, labels)
             check_target_range(labels, logits.shape[1])
-        loss = loss_fn(logits, targets)
+            check_topk_fits(fitting_topk, logits.shape[1])
+        loss = _batch_mean(loss_fn(logits, targets))
         for aux in aux_logits:
             loss = loss + AUX_LOSS_WEIGHT * loss_fn(aux, targets)
     return loss, logits, targets
+
+
+def _check_logits_shape(logits: torch.Tensor, targets: torch.Tensor) -> None:
+    """Class-index targets need one row of class scores per sample: shape ``(batch, classes)``."""
+    if logits.ndim != 2 or len(logits) != len(targets):
+        raise ValueError(
+            f"the model returned logits of shape {tuple(logits.shape)} for {len(targets)} "
+            "targets; a classifier returns (batch, classes). Pool and flatten the features "
+            "before the head, or, for per-pixel or other targets, pass your own loss_fn and "
+            "topk=()"
+        )
+
+
+def _batch_mean(loss: Any) -> torch.Tensor:
+    """Refuse a loss that is not one number: backward needs a scalar, and the history a mean."""
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else describe(loss)
+        raise ValueError(
+            f"loss_fn must return the batch's mean loss as a 0-dim tensor, got {got}; use "
+            "reduction='mean' (the default), or return losses.mean() from your function"
+        )
+    return loss
 
 
 def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
@@ -113,8 +142,59 @@ def inputs_of(batch: Any) -> Any:
 
 
 def call_model(model: nn.Module, inputs: Any) -> Any:
-    """``model(**inputs)`` for a dict of keyword arguments, else ``model(inputs)``."""
-    return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    """``model(**inputs)`` for a dict of keyword arguments, else ``model(inputs)``.
+
+    Raises:
+        ValueError: the inputs are not tensors, or torch refused their dtype or channels; the
+            message says how to convert the images (torch's own error is chained).
+    """
+    if isinstance(inputs, (list, tuple)) and not all(isinstance(i, torch.Tensor) for i in inputs):
+        kinds = sorted({type(i).__name__ for i in inputs})
+        raise ValueError(
+            f"the inputs of a batch are a {type(inputs).__name__} of {', '.join(kinds)}, not a "
+            "tensor; make the dataset turn each sample into a tensor (for images: "
+            "transforms.Compose([transforms.ToImage(), transforms.ToDtype(torch.float32, "
+            "scale=True)]))"
+        )
+    try:
+        return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    except RuntimeError as error:
+        hint = _input_hint(model, inputs, str(error))
+        if hint is None:
+            raise
+        raise ValueError(hint) from error
+
+
+def _input_hint(model: nn.Module, inputs: Any, error: str) -> str | None:
+    """What to change when torch refused an input tensor's dtype or number of channels."""
+    if not isinstance(inputs, torch.Tensor):
+        return None
+    channels = re.search(r"expected input\[.*\] to have (\d+) channels, but got (\d+)", error)
+    if channels:
+        wanted, got = channels.groups()
+        convert = (
+            "transforms.Grayscale(num_output_channels=3) or image.convert('RGB')"
+            if (wanted, got) == ("3", "1")
+            else f"a first layer for {got} channels"
+        )
+        return (
+            f"the model's first layer takes {wanted} channels but the images have {got} "
+            f"(batch of shape {tuple(inputs.shape)}); convert them ({convert})"
+        )
+    weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    dtype_words = ("Input type", "expected scalar type", "should be the same", "same dtype")
+    if weights is None or inputs.dtype == weights or not any(w in error for w in dtype_words):
+        return None
+    convert = (
+        "scale them to floats: transforms.ToDtype(torch.float32, scale=True), or "
+        "images.float() / 255"
+        if not inputs.is_floating_point()
+        else f"convert them with images.to({weights})"
+    )
+    return (
+        f"the inputs are {inputs.dtype} but the model's weights are {weights}; {convert} in "
+        "the dataset's transform"
+    )
 
 
 def split_outputs(outputs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -159,6 +239,12 @@ def check_target_format(targets: Any) -> torch.Tensor:
             "probability rows; fit needs class indices of shape (batch,): use "
             "targets.argmax(dim=1). For soft targets pass your own loss_fn and topk=()"
         )
+    if targets.ndim == 0:
+        raise ValueError(
+            "targets must be class indices of shape (batch,), got a single target of shape (); "
+            "the loader yields single samples, not batches: wrap the dataset in "
+            "torch.utils.data.DataLoader(dataset, batch_size=32)"
+        )
     if targets.ndim != 1:
         raise ValueError(
             f"targets must be class indices of shape (batch,), got shape {shape}; "
@@ -172,16 +258,50 @@ def check_target_format(targets: Any) -> torch.Tensor:
     return targets if targets.dtype == torch.long else targets.long()
 
 
-def check_target_range(targets: torch.Tensor, num_classes: int) -> None:
-    """Raise ValueError unless every target is a valid index into ``num_classes`` logits."""
+def check_target_range(targets: torch.Tensor, num_classes: int, where: str = "") -> None:
+    """Raise ValueError unless every target is a valid index into ``num_classes`` logits;
+    ``where`` says where the targets come from, for the message."""
     low, high = (value.item() for value in torch.aminmax(targets))
     if low < 0 or high >= num_classes:
         bad = low if low < 0 else high
+        found = f" (in {where}, found before any training step)" if where else ""
         raise ValueError(
-            f"target {bad} is out of range for a model with {num_classes} outputs (valid "
+            f"target {bad}{found} is out of range for a model with {num_classes} outputs (valid "
             f"classes: 0 to {num_classes - 1}); give the model one output per class "
             "(ftlib.swap_head(model, num_classes=...)), or number the classes from 0"
         )
+
+
+def declared_targets(loader: Any) -> torch.Tensor | None:
+    """Every target of a DataLoader's dataset, when the dataset lists them, else None.
+
+    Why: a bad label in the last batch would otherwise be found after an epoch of steps. The
+    lists read are torchvision's ``targets`` (ImageFolder and the built-in datasets, without a
+    ``target_transform``), a two-tensor ``TensorDataset``'s second tensor, and ``Subset``s of
+    either.
+    """
+    dataset, indices = getattr(loader, "dataset", None), None
+    while isinstance(dataset, Subset):
+        chosen = list(dataset.indices)
+        indices = chosen if indices is None else [chosen[i] for i in indices]
+        dataset = dataset.dataset
+    if isinstance(dataset, TensorDataset):
+        targets = dataset.tensors[1] if len(dataset.tensors) == 2 else None
+    elif getattr(dataset, "target_transform", None) is None:
+        targets = getattr(dataset, "targets", None)
+    else:
+        targets = None
+    try:
+        targets = torch.as_tensor(targets) if targets is not None else None
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if targets is None or targets.ndim != 1 or not _is_integral(targets) or not len(targets):
+        return None
+    return targets[indices] if indices is not None else targets
+
+
+def _is_integral(tensor: torch.Tensor) -> bool:
+    return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
 
 
 def describe(value: Any) -> str:

@@ -9,14 +9,17 @@ be read (empty, truncated, not a PyTorch file, pickled objects) gets a one-line 
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ftlib.surgery.heads import HeadNotFoundError, find_aux_heads, find_head
+from ftlib._checks import check_materialised
+from ftlib.surgery.heads import HeadNotFoundError, find_aux_heads, find_head, find_heads
 
 _FORMAT = "ftlib.checkpoint/1"
 
@@ -45,6 +48,10 @@ def save_checkpoint(
 
     Returns:
         The path written, as a ``Path``.
+
+    Raises:
+        TypeError: a value of ``extra`` that ``load_checkpoint`` could not read back.
+        ValueError: the model has lazy layers that have not run yet.
     """
     return write_payload(model, path, extra=extra)
 
@@ -83,18 +90,56 @@ def load_checkpoint(
     """
     path = Path(path)
     payload = read_payload(path, map_location)
+    load_weights(model, payload, path, body_only=body_only, head=head)
+    return payload["extra"]
+
+
+def load_weights(
+    model: nn.Module,
+    payload: dict[str, Any],
+    path: Path,
+    *,
+    body_only: bool = False,
+    head: str | None = None,
+    head_advice: str = "To reuse the body under the model's own head, pass body_only=True",
+) -> None:
+    """Load a checkpoint's weights (``read_payload``'s result) into ``model``, checked first.
+
+    Why: a run checkpoint resumed into another model must fail as clearly as
+    ``load_checkpoint`` does, not with torch's list of every missing key.
+
+    Raises:
+        HeadMismatchError, ArchitectureMismatchError: as for ``load_checkpoint``.
+    """
     state: dict[str, torch.Tensor] = payload["state_dict"]
     saved = payload["model_class"]
     heads = _head_names(model, head) if body_only else _head_names_if_any(model, head)
+    heads = [head_region(model, name) for name in heads]
     _check_architecture(model, state, heads, path, saved)
     if body_only:
         model.load_state_dict(
             {name: t for name, t in state.items() if not _in_any(name, heads)}, strict=False
         )
     else:
-        _check_head(model, state, heads, path, saved)
+        _check_head(model, state, heads, path, saved, head_advice)
         model.load_state_dict(state)
-    return payload["extra"]
+
+
+def head_region(model: nn.Module, head: str) -> str:
+    """The largest module around ``head`` whose only parameters are the head's, short of the
+    model's top level.
+
+    Why: a head written as ``nn.Sequential(nn.Dropout(0.2), nn.Linear(512, 5))`` under ``fc``
+    replaces a checkpoint's plain ``fc`` Linear; its entries (``fc.weight``) are the head's too.
+    """
+    own = {id(p) for p in model.get_submodule(head).parameters()}
+    region = head
+    while "." in region:
+        parent = region.rsplit(".", 1)[0]
+        if any(id(p) not in own for p in model.get_submodule(parent).parameters()):
+            break
+        region = parent
+    return region
 
 
 def checkpoint_extra(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -123,6 +168,8 @@ def write_payload(
     ``load_checkpoint`` reads both kinds; a LoRA adapter file is one that holds only part of
     the state (``state``: the entries to save; None saves the whole ``state_dict``).
     """
+    check_materialised(model, "save_checkpoint")
+    extra = _loadable_extra(extra)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = model.state_dict() if state is None else state
@@ -131,13 +178,43 @@ def write_payload(
         "format": _FORMAT,
         "model_class": type(model).__name__,
         "state_dict": state,
-        "extra": dict(extra or {}),
+        "extra": extra,
         **more,
     }
     partial = path.with_name(path.name + ".partial")
     torch.save(payload, partial)
     partial.replace(path)
     return path
+
+
+def _loadable_extra(extra: Any) -> dict[str, Any]:
+    """``extra`` as a dict, each value checked to load back under ``weights_only=True``.
+
+    Why: ``load_checkpoint`` reads files without running pickled code, so a value it cannot
+    read (a NumPy array, a Path, a dataclass) must be refused when saving, not discovered when
+    the file is needed.
+
+    Raises:
+        TypeError: ``extra`` is not a dict, or one of its values could not be read back.
+    """
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"extra must be a dict, got {type(extra).__name__}")
+    for key, value in extra.items():
+        buffer = io.BytesIO()
+        try:
+            torch.save(value, buffer)
+            buffer.seek(0)
+            torch.load(buffer, weights_only=True)
+        except Exception:  # pickling and safe loading raise many kinds
+            raise TypeError(
+                f"extra[{key!r}] ({type(value).__name__}) could not be read back by "
+                "load_checkpoint, which loads only numbers, strings, lists, tuples, dicts and "
+                "tensors (weights_only=True). Convert it first, e.g. str(path), array.tolist(), "
+                "float(value), dataclasses.asdict(obj)"
+            ) from None
+    return dict(extra)
 
 
 def read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -197,7 +274,7 @@ def _check_architecture(
     if not (missing or unexpected or reshaped):
         return
     name = type(model).__name__
-    held = f"a {saved}, not a {name}" if saved != name else f"a {name} of another configuration"
+    held = f"{saved}, not {name}" if saved != name else f"{name} of another configuration"
     differences = [
         f"{len(missing)} of the model's entries are missing (e.g. {_some(missing)})",
         f"{len(unexpected)} of the checkpoint's are not in the model (e.g. {_some(unexpected)})",
@@ -219,7 +296,12 @@ def _some(names: list[str]) -> str:
 
 
 def _check_head(
-    model: nn.Module, state: dict[str, torch.Tensor], heads: list[str], path: Path, saved: str
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    heads: list[str],
+    path: Path,
+    saved: str,
+    advice: str,
 ) -> None:
     """Raise HeadMismatchError when a head entry differs (shape, or present in one only)."""
     own = model.state_dict()
@@ -237,8 +319,7 @@ def _check_head(
                     f"but {tuple(own[name].shape)} in the model"
                 )
             raise HeadMismatchError(
-                f"the head in {path} does not fit {type(model).__name__}: {difference}. To "
-                "reuse the body under the model's own head, pass body_only=True"
+                f"the head in {path} does not fit {type(model).__name__}: {difference}. {advice}"
             )
 
 
@@ -251,7 +332,10 @@ def _head_names_if_any(model: nn.Module, head: str | None) -> list[str]:
 
 
 def _head_names(model: nn.Module, head: str | None) -> list[str]:
-    return [head] if head is not None else [find_head(model), *find_aux_heads(model)]
+    """The named head (checked to be a layer of the model), or the heads ftlib finds."""
+    if head is not None:
+        return find_heads(model, head=head)
+    return [find_head(model), *find_aux_heads(model)]
 
 
 def _in_any(name: str, prefixes: list[str]) -> bool:

@@ -29,12 +29,35 @@ from typing import Any
 import torch
 from torch import nn
 
+from ftlib._checks import check_model
 from ftlib._choice import Choice
 from ftlib.device import autocast, best_device, grad_scaler, to_device
 from ftlib.metrics import TopkCounts
 from ftlib.surgery.heads import HeadNotFoundError, all_heads
 from ftlib.training import distributed
-from ftlib.training.batches import LossFn, batch_loss, call_model, inputs_of, split_outputs
+from ftlib.training.arguments import (
+    DEFAULT_TOPK,
+    check_checkpoint_path,
+    check_counts,
+    check_early_stopping,
+    check_instance,
+    check_loader,
+    check_optimizer,
+    check_performance,
+    check_schedule_length,
+    check_scheduler,
+    check_topk,
+    optimizer_steps_per_epoch,
+)
+from ftlib.training.batches import (
+    LossFn,
+    batch_loss,
+    call_model,
+    check_target_range,
+    declared_targets,
+    inputs_of,
+    split_outputs,
+)
 from ftlib.training.early_stopping import EarlyStopping, Watch
 from ftlib.training.history import History
 from ftlib.training.optim import HEAD_LR_MULT, param_groups
@@ -120,7 +143,7 @@ def fit(
     amp: AmpSetting = True,
     clip_grad_norm: float | None = None,
     accumulate: int = 1,
-    topk: Sequence[int] = (1, 5),
+    topk: Sequence[int] | None = None,
     scheduler: Any | None = None,
     scheduler_step: SchedulerStep | str = SchedulerStep.EPOCH,
     early_stopping: EarlyStopping | None = None,
@@ -155,8 +178,10 @@ def fit(
         accumulate: add up the gradients of this many batches before each optimizer step (a
             batch ``accumulate`` times larger, in the memory of one). The loss of each batch is
             divided by ``accumulate``; a last, shorter group of an epoch still steps.
-        topk: the k of the top-k accuracies to record.
-        scheduler: a learning-rate scheduler, stepped as ``scheduler_step`` says.
+        topk: the k of the top-k accuracies to record; None records top-1 and top-5 (top-5 is
+            1.0 for five classes or fewer). A k you give must be at most the number of classes.
+        scheduler: a learning-rate scheduler of ``optimizer`` (so an optimizer must be given
+            with it), stepped as ``scheduler_step`` says.
             ``ReduceLROnPlateau`` gets the validation loss (the training loss without a
             ``val_loader``).
         scheduler_step: ``"epoch"`` (the default) or ``"step"`` (after every optimizer step).
@@ -180,19 +205,36 @@ def fit(
         The ``History``, one record per epoch (of the resumed run too, when resuming).
 
     Raises:
-        ValueError: ``epochs`` below 1, ``clip_grad_norm`` not positive, ``accumulate`` below 1,
-            a model with no trainable parameters, an empty loader, batches that are not
-            ``(inputs, targets)``, targets that are not class indices of the model's outputs
-            (checked before the loss sees them, so no weight changes), early stopping on a
-            ``val_`` key without a ``val_loader``.
+        TypeError: a dataset or tensor instead of a loader, a class instead of an instance
+            (model, optimizer, scheduler, loss, early stopping, performance).
+        ValueError: ``epochs`` or ``accumulate`` not a whole number of at least 1,
+            ``clip_grad_norm`` not positive, a model with no trainable parameters, an
+            optimizer without them, a scheduler of another optimizer (or without one), a
+            OneCycleLR shorter than the run, early stopping on a key the run does not record,
+            an empty loader, batches that are not ``(inputs, targets)``, inputs of the wrong
+            dtype or number of channels, a loss that is not one number, targets that are not
+            class indices of the model's outputs (checked before the loss sees them, and for
+            every label the dataset lists before the first step, so no weight changes), a
+            resumed run with other parts or more epochs than ``epochs``.
         NonFiniteLossError: the loss became NaN or infinite; the message names epoch and batch
             and what to try. The weights are those from before that batch.
     """
-    _check_counts(epochs=epochs, accumulate=accumulate, clip_grad_norm=clip_grad_norm)
+    check_model(model, "fit")
+    check_loader(train_loader, "train_loader")
+    if val_loader is not None:
+        check_loader(val_loader, "val_loader")
+    epochs, accumulate = check_counts(
+        epochs=epochs, accumulate=accumulate, clip_grad_norm=clip_grad_norm
+    )
+    topk_given, topk = topk is not None, check_topk(DEFAULT_TOPK if topk is None else topk)
+    check_instance(optimizer, "optimizer", torch.optim.Optimizer, _OPTIMIZER_EXAMPLE)
+    _check_loss_fn(loss_fn)
     step_every = SchedulerStep.parse(scheduler_step)
-    _check_scheduler(scheduler, step_every)
-    _check_early_stopping(early_stopping, val_loader)
-    performance = performance if performance is not None else Performance()
+    per_batch = step_every is SchedulerStep.STEP
+    check_scheduler(scheduler, optimizer, step_per_batch=per_batch)
+    check_early_stopping(early_stopping, has_val_loader=val_loader is not None, topk=topk)
+    performance = check_performance(performance)
+    check_checkpoint_path(checkpoint, "checkpoint")
     device = best_device(device)
     world = distributed.current_world(device)
     device = distributed.process_device(world, device)
@@ -204,6 +246,8 @@ def fit(
             f"{type(model).__name__} has no trainable parameters, so fit would change nothing; "
             "unfreeze some (ftlib.unfreeze), or use evaluate/predict for a frozen model"
         )
+    if optimizer is not None:
+        check_optimizer(optimizer, model)
     if optimizer is None:
         optimizer = default_optimizer(model, lr=lr, weight_decay=weight_decay)
     check_targets = _checks_targets(loss_fn, topk)
@@ -213,7 +257,19 @@ def fit(
     watch = Watch(early_stopping) if early_stopping is not None else None
     parts = RunParts(model, optimizer, scheduler, scaler, watch, (train_loader, val_loader))
     train_loader = distributed.shard_for_training(train_loader, world)
+    check_schedule_length(
+        scheduler,
+        epochs=epochs,
+        steps_per_epoch=optimizer_steps_per_epoch(train_loader, accumulate),
+        step_per_batch=per_batch,
+    )
     history, stopped = load_run(resume, parts) if resume is not None else (History(), False)
+    if len(history) > epochs:
+        raise ValueError(
+            f"the run in {resume} has trained {len(history)} epochs already, more than "
+            f"epochs={epochs}; pass epochs={len(history) + 1} or more to train on, or load its "
+            "weights with ftlib.load_checkpoint"
+        )
     trained = distributed.wrap(model, device) if world.distributed else model
     forward = compiled(trained, performance)
     steps = OptimizerSteps(
@@ -222,7 +278,7 @@ def fit(
         trainable,
         clip_grad_norm=clip_grad_norm,
         accumulate=accumulate,
-        scheduler=scheduler if step_every is SchedulerStep.STEP else None,
+        scheduler=scheduler if per_batch else None,
         ddp=trained if world.distributed else None,
     )
     shared = {
@@ -232,6 +288,7 @@ def fit(
         "dtype": dtype,
         "performance": performance,
         "check_targets": check_targets,
+        "fitting_topk": topk if topk_given else (),
         "progress": progress and world.is_main,
         "world": world,
     }
@@ -239,20 +296,30 @@ def fit(
         total=epochs, desc="fit", unit="epoch", enabled=progress and world.is_main, leave=True
     )
     bar.update(len(history))
+    first_epoch = len(history) + 1
+    all_targets = declared_targets(train_loader) if check_targets else None
     try:
-        for epoch in range(len(history) + 1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             if stopped:
                 break
             start = time.perf_counter()
             distributed.set_epoch(train_loader, epoch - 1)
             model.train()
             desc = f"epoch {epoch}/{epochs}"
-            train = _run_epoch(forward, train_loader, desc=desc, steps=steps, epoch=epoch, **shared)
+            train = _run_epoch(
+                forward,
+                train_loader,
+                desc=desc,
+                steps=steps,
+                epoch=epoch,
+                all_targets=all_targets if epoch == first_epoch else None,
+                **shared,
+            )
             distributed.broadcast_buffers(model, world)
             record: dict[str, float] = {"epoch": epoch, **_prefixed("train_", train)}
             if val_loader is not None:
                 record.update(_prefixed("val_", _evaluate(model, val_loader, **shared)))
-            if scheduler is not None and step_every is SchedulerStep.EPOCH:
+            if scheduler is not None and not per_batch:
                 _step_scheduler(scheduler, record)
             record["seconds"] = time.perf_counter() - start
             history.epochs.append(record)
@@ -276,7 +343,7 @@ def evaluate(
     *,
     loss_fn: LossFn | None = None,
     device: str | torch.device | None = None,
-    topk: Sequence[int] = (1, 5),
+    topk: Sequence[int] | None = None,
     amp: AmpSetting = True,
     progress: bool = True,
 ) -> dict[str, float]:
@@ -300,6 +367,10 @@ def evaluate(
         ValueError: an empty loader, batches that are not ``(inputs, targets)``, or targets
             that are not class indices of the model's outputs.
     """
+    check_model(model, "evaluate")
+    check_loader(loader, "loader")
+    topk_given, topk = topk is not None, check_topk(DEFAULT_TOPK if topk is None else topk)
+    _check_loss_fn(loss_fn)
     device = best_device(device)
     world = distributed.current_world(device)
     device = distributed.process_device(world, device)
@@ -315,6 +386,7 @@ def evaluate(
         dtype=resolve_amp(amp, device),
         performance=Performance(),
         check_targets=check_targets,
+        fitting_topk=topk if topk_given else (),
         progress=progress and world.is_main,
         world=world,
     )
@@ -345,6 +417,8 @@ def predict(
     Raises:
         ValueError: an empty loader, or batches with no inputs.
     """
+    check_model(model, "predict")
+    check_loader(loader, "loader")
     device = best_device(device)
     device = distributed.process_device(distributed.current_world(device), device)
     model.to(device)
@@ -386,11 +460,14 @@ def _run_epoch(
     steps: OptimizerSteps | None = None,
     epoch: int = 0,
     sum_over_processes: bool = True,
+    all_targets: torch.Tensor | None = None,
     **options: Any,
 ) -> dict[str, float]:
     """One pass over ``loader``, training when ``steps`` is given; the loader is iterated once.
 
-    ``options`` are those of ``batch_loss``.
+    ``all_targets``: the targets of the loader's whole dataset, checked against the model's
+    outputs after the first forward pass, before the first step. ``options`` are those of
+    ``batch_loss``.
     """
     loss_sum = torch.zeros((), device=device)
     hits = TopkCounts(topk, device)
@@ -401,6 +478,8 @@ def _run_epoch(
         for index, batch in enumerate(loader, start=1):
             with steps.batch(index, total) if steps is not None else contextlib.nullcontext():
                 loss, logits, targets = batch_loss(model, batch, device=device, **options)
+                if index == 1 and all_targets is not None:
+                    check_target_range(all_targets, logits.shape[1], where="the training set")
                 if steps is None:  # evaluation: summed on the device, no waiting for a GPU
                     amount = loss.detach().float()
                 else:
@@ -445,41 +524,13 @@ def _checks_targets(loss_fn: LossFn | None, topk: Sequence[int]) -> bool:
     return loss_fn is None or bool(topk)
 
 
-def check_epochs(epochs: int) -> None:
-    """Raise ValueError unless ``epochs`` is an int of at least 1 (a bool is no count)."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int of at least 1, got {epochs!r}")
+_OPTIMIZER_EXAMPLE = "torch.optim.AdamW(model.parameters(), lr=1e-3)"
 
 
-def _check_counts(*, epochs: int, accumulate: int, clip_grad_norm: float | None) -> None:
-    check_epochs(epochs)
-    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
-        raise ValueError(
-            f"accumulate must be an int of at least 1 (1: step after every batch), got "
-            f"{accumulate!r}"
-        )
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(
-            f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}; "
-            "use None for no clipping"
-        )
-
-
-def _check_scheduler(scheduler: Any | None, step_every: SchedulerStep) -> None:
-    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    if plateau and step_every is SchedulerStep.STEP:
-        raise ValueError(
-            "ReduceLROnPlateau reacts to an epoch's validation loss, so it steps per epoch; "
-            "use scheduler_step='epoch' with it"
-        )
-
-
-def _check_early_stopping(rule: EarlyStopping | None, val_loader: Iterable[Any] | None) -> None:
-    if rule is not None and rule.monitor.startswith("val_") and val_loader is None:
-        raise ValueError(
-            f"early stopping watches {rule.monitor!r}, which needs a val_loader; pass "
-            "fit(..., val_loader=...) or monitor a train_ key"
-        )
+def _check_loss_fn(loss_fn: Any) -> None:
+    """Refuse a loss class (``nn.CrossEntropyLoss``) or anything that cannot be called."""
+    if isinstance(loss_fn, type) or (loss_fn is not None and not callable(loss_fn)):
+        check_instance(loss_fn, "loss_fn", nn.Module, "nn.CrossEntropyLoss()")
 
 
 def _length(loader: Iterable[Any]) -> int | None:

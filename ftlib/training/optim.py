@@ -251,9 +251,13 @@ _NORMALISATION = (
 
 def _no_decay_ids(model: nn.Module) -> set[int]:
     """Biases, normalisation parameters, 1-d parameters, tokens, position embeddings, and the
-    names (or glob patterns) of the model's own ``no_weight_decay()``."""
-    own = getattr(model, "no_weight_decay", None)
-    patterns = set(own()) if callable(own) else set()
+    names (or glob patterns) of the ``no_weight_decay()`` of the model and of every module in it
+    (a timm backbone inside a model of your own), each read relative to its module."""
+    patterns = set()
+    for prefix, module in model.named_modules():
+        own = getattr(module, "no_weight_decay", None)
+        if callable(own):
+            patterns |= {f"{prefix}.{name}" if prefix else name for name in own()}
     ids = set()
     for module_name, module in model.named_modules():
         for name, parameter in module.named_parameters(recurse=False):

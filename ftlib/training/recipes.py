@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ftlib._checks import as_count
 from ftlib.surgery.freezing import freeze, top_level_blocks, unfreeze
 from ftlib.surgery.heads import all_heads
 from ftlib.training.distributed import batches_per_process
 from ftlib.training.history import History
-from ftlib.training.loop import DEFAULT_WEIGHT_DECAY, check_epochs, default_optimizer, fit
+from ftlib.training.loop import DEFAULT_WEIGHT_DECAY, default_optimizer, fit
 from ftlib.training.optim import HEAD_LR_MULT
 
 FREEZE_EPOCHS = 1
@@ -211,8 +212,9 @@ class _Phase:
                 "a one-cycle schedule needs to know the steps per epoch, but the loader has no "
                 "length; pass one_cycle=False, or a loader over a map-style dataset"
             ) from None
-        check_epochs(epochs)
-        steps = epochs * math.ceil(batches / self.fit_options.get("accumulate", 1))
+        epochs = as_count(epochs, "epochs", minimum=1)
+        accumulate = as_count(self.fit_options.get("accumulate", 1), "accumulate", minimum=1)
+        steps = epochs * math.ceil(batches / accumulate)
         peaks = [group["lr"] for group in optimizer.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=steps)
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ftlib.training.checkpoint import read_payload, write_payload
+from ftlib.training.checkpoint import load_weights, read_payload, write_payload
 from ftlib.training.early_stopping import Watch
 from ftlib.training.history import History
 
@@ -52,7 +52,9 @@ def save_run(
     run = {
         "epoch": epoch,
         "optimizer": parts.optimizer.state_dict(),
+        "optimizer_class": type(parts.optimizer).__name__,
         "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+        "scheduler_class": type(parts.scheduler).__name__,
         "scaler": parts.scaler.state_dict(),
         "early_stopping": parts.watch.state_dict() if parts.watch is not None else None,
         "stopped": stopped,
@@ -70,8 +72,10 @@ def load_run(path: str | os.PathLike[str], parts: RunParts) -> tuple[History, bo
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is a weights-only checkpoint (no run state), or the run used a
-            scheduler, or early stopping, where this one does not (or the other way round).
+        ValueError: the file is a weights-only checkpoint (no run state); the run used a
+            scheduler, or early stopping, where this one does not (or the other way round);
+            another optimizer or scheduler class, or other parameter groups (another freezing).
+        ArchitectureMismatchError, HeadMismatchError: the model is not the run's.
     """
     path = Path(path)
     payload = read_payload(path)
@@ -84,8 +88,25 @@ def load_run(path: str | os.PathLike[str], parts: RunParts) -> tuple[History, bo
         )
     _check_same_parts(path, "a scheduler", run["scheduler"], parts.scheduler)
     _check_same_parts(path, "early stopping", run["early_stopping"], parts.watch)
-    parts.model.load_state_dict(payload["state_dict"])
-    parts.optimizer.load_state_dict(run["optimizer"])
+    _check_same_class(path, "optimizer", run.get("optimizer_class"), parts.optimizer)
+    if parts.scheduler is not None:
+        _check_same_class(path, "scheduler", run.get("scheduler_class"), parts.scheduler)
+    load_weights(
+        parts.model,
+        payload,
+        path,
+        head_advice="Resume into the model the run trained, with as many classes",
+    )
+    try:
+        parts.optimizer.load_state_dict(run["optimizer"])
+    except ValueError as error:  # torch: "loaded state dict has a different number of ..."
+        saved = [len(group["params"]) for group in run["optimizer"]["param_groups"]]
+        now = [len(group["params"]) for group in parts.optimizer.param_groups]
+        raise ValueError(
+            f"the optimizer's parameter groups differ from those of the run in {path} (sizes "
+            f"{saved} saved, {now} now); freeze the same layers and build the optimizer as in "
+            "the run you are continuing"
+        ) from error
     if parts.scheduler is not None:
         parts.scheduler.load_state_dict(run["scheduler"])
     parts.scaler.load_state_dict(run["scaler"])
@@ -101,6 +122,14 @@ def _check_same_parts(path: Path, part: str, saved: Any, now: Any) -> None:
         raise ValueError(
             f"the run in {path} {had} {part} and this fit call {has}; resume with the same "
             "options as the run you are continuing"
+        )
+
+
+def _check_same_class(path: Path, part: str, saved: str | None, now: Any) -> None:
+    if saved is not None and saved != type(now).__name__:
+        raise ValueError(
+            f"the run in {path} used the {part} {saved} and this fit call has "
+            f"{type(now).__name__}; resume with the same {part} as the run you are continuing"
         )
 
 
