@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import reprlib
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -65,7 +69,13 @@ def check_model(model: Any, function: str) -> None:
     """
     if isinstance(model, nn.Module):
         return
-    if callable(model):  # a model class or a builder such as torchvision.models.resnet18
+    if isinstance(model, Mapping):
+        hint = f"that is a state_dict, not the model; pass the model: {function}(model, ...)"
+    elif isinstance(model, (str, os.PathLike)) and (
+        os.sep in str(model) or Path(model).suffix in (".pt", ".pth", ".bin", ".safetensors")
+    ):
+        hint = f"that looks like a file path; the model comes first: {function}(model, path)"
+    elif callable(model):  # a model class or a builder such as torchvision.models.resnet18
         name = getattr(model, "__name__", type(model).__name__)
         hint = f"build it first, e.g. {function}({name}(), ...)"
     elif isinstance(model, str):
@@ -75,9 +85,8 @@ def check_model(model: Any, function: str) -> None:
         )
     else:
         hint = f"pass the model (an nn.Module) to {function}"
-    raise TypeError(
-        f"{function} needs an nn.Module, got {model!r} ({type(model).__name__}); {hint}"
-    )
+    shown = reprlib.repr(model) if not isinstance(model, Mapping) else "a dict of tensors"
+    raise TypeError(f"{function} needs an nn.Module, got {shown} ({type(model).__name__}); {hint}")
 
 
 def is_uninitialised(module: nn.Module) -> bool:

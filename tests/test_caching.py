@@ -2,11 +2,13 @@
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftlib.seeding import seed_everything
 from ftlib.surgery.freezing import freeze
+from ftlib.surgery.states import prepare
 from ftlib.training import evaluate, fit
 from ftlib.training.caching import extract_features, fit_head_cached
 
@@ -110,3 +112,17 @@ def test_extract_features_rejects_an_empty_dataset():
     empty = DataLoader(TensorDataset(torch.zeros(0, 3, 8, 8), torch.zeros(0, dtype=torch.long)))
     with pytest.raises(ValueError, match="empty"):
         extract_features(state_two_net(), empty, progress=False)
+
+
+def test_auxiliary_heads_left_trainable_by_prepare_do_not_stop_a_cached_head():
+    torch.manual_seed(0)
+    model = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    prepare(model, "head", num_classes=3)
+    assert model.aux1.fc2.weight.requires_grad, "prepare leaves the new auxiliary heads trainable"
+    aux_before = model.aux1.fc2.weight.detach().clone()
+    data = DataLoader(
+        TensorDataset(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])), batch_size=2
+    )
+    history = fit_head_cached(model, data, epochs=1, topk=(1,), progress=False)
+    assert len(history) == 1 and model.fc.out_features == 3
+    assert torch.equal(model.aux1.fc2.weight, aux_before), "only the main head trains on the cache"

@@ -126,6 +126,12 @@ def test_extra_that_could_not_be_loaded_back_is_refused_when_saving(tmp_path, va
     assert not (tmp_path / "c.pt").exists()
 
 
+def test_a_folder_as_the_path_is_refused_and_leaves_no_partial_file(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder; give the checkpoint a file name"):
+        save_checkpoint(trained_net(), tmp_path)
+    assert sorted(tmp_path.parent.glob(tmp_path.name + "*")) == [tmp_path]
+
+
 def test_a_lazy_layer_that_never_ran_is_refused_when_saving(tmp_path):
     with pytest.raises(ValueError, match="lazy layers .*: 1. Run one forward pass first"):
         save_checkpoint(nn.Sequential(nn.Flatten(), nn.LazyLinear(3)), tmp_path / "c.pt")
@@ -205,3 +211,19 @@ def test_a_body_of_other_shapes_is_a_configuration_mismatch(tmp_path):
         r"body\.0\.weight: \(4, 1, 5, 5\) saved, \(4, 1, 3, 3\) in the model",
     ):
         load_checkpoint(TinyNet(), path, body_only=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda p: save_checkpoint(trained_net().state_dict(), p), TypeError, "is a state_dict"),
+        (lambda p: load_checkpoint(p, TinyNet()), TypeError, r"the model comes first: load_chec"),
+        (lambda p: load_checkpoint(TinyNet(), p, body_only="yes"), TypeError, "True or False"),
+        (lambda p: load_checkpoint(TinyNet(), p, map_location="gpu"), ValueError, "unknown device"),
+    ],
+    ids=["state-dict-for-model", "arguments-swapped", "body-only-text", "unknown-device"],
+)
+def test_arguments_in_the_wrong_place_or_form_are_named(tmp_path, call, error, message):
+    path = save_checkpoint(trained_net(), tmp_path / "c.pt")
+    with pytest.raises(error, match=message):
+        call(path)

@@ -63,7 +63,7 @@ def bad_fit_cases():
             r"loss_fn=nn.CrossEntropyLoss\(\)",
         ),
         "loss-not-reduced": (
-            lambda m: {"loss_fn": nn.CrossEntropyLoss(reduction="none")},
+            lambda m: {"loss_fn": per_sample_losses},
             ValueError,
             r"0-dim tensor, got shape \(8,\); use reduction='mean'",
         ),
@@ -126,7 +126,7 @@ def bad_fit_cases():
         "grey-images": (
             lambda m: {"train_loader": loader(TensorDataset(IMAGES[:, :1], LABELS))},
             ValueError,
-            r"takes 3 channels but the images have 1.*Grayscale\(num_output_channels=3\)",
+            r"takes 3 channels, but the images have 1.*Grayscale\(num_output_channels=3\)",
         ),
         "text-inputs": (
             lambda m: {"train_loader": [(["an image"] * 8, LABELS[:8])]},
@@ -139,6 +139,10 @@ def bad_fit_cases():
             r"checkpoint='\.' is a folder",
         ),
     }
+
+
+def per_sample_losses(logits, targets):
+    return nn.functional.cross_entropy(logits, targets, reduction="none")
 
 
 def one_cycle(model, *, total_steps, epochs):
@@ -231,3 +235,74 @@ def test_declared_targets_read_subsets_and_leave_transformed_targets_alone():
 def test_a_performance_object_is_still_accepted():
     history = fit_quietly(convnet(), loader(), performance=Performance(channels_last=True))
     assert len(history) == 1
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_a_loss_that_is_not_the_batch_mean_is_refused_up_front(reduction):
+    with pytest.raises(
+        ValueError, match=f"reduction='{reduction}', but fit needs the batch's mean"
+    ):
+        fit_quietly(convnet(), loader(), loss_fn=nn.CrossEntropyLoss(reduction=reduction))
+
+
+@pytest.mark.parametrize(
+    ("images", "hint"),
+    [
+        (IMAGES.permute(0, 2, 3, 1), r"channels last .* images.permute\(0, 3, 1, 2\)"),
+        (IMAGES[:, 0], r"no channel dimension .* images.unsqueeze\(1\).expand\(-1, 3, -1, -1\)"),
+        (torch.cat([IMAGES, IMAGES[:, :1]], 1), r"have 4 .* drop the alpha channel"),
+    ],
+    ids=["channels-last", "no-channel-dimension", "rgba"],
+)
+def test_images_in_another_layout_get_the_conversion_they_need(images, hint):
+    with pytest.raises(ValueError, match=f"first layer takes 3 channels, but .*{hint}"):
+        fit_quietly(convnet(), loader(TensorDataset(images, LABELS)))
+
+
+def test_a_bad_label_in_the_validation_set_is_found_before_the_first_step():
+    labels = LABELS.clone()
+    labels[-1] = 7
+    model = convnet()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"target 7 \(in the validation set, found before any"):
+        fit_quietly(model, loader(), val_loader=loader(TensorDataset(IMAGES, labels)))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_subset_with_tensor_indices_trains_and_its_labels_are_read():
+    chosen = torch.randperm(16, generator=torch.Generator().manual_seed(3))[:8]
+    subset = Subset(DATA, chosen)
+    assert declared_targets(DataLoader(subset)).tolist() == LABELS[chosen].tolist()
+    assert len(fit_quietly(convnet(), loader(subset))) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "length", "effect"),
+    [
+        ("one-cycle", 20, "never comes down to its final value; build it with total_steps=4"),
+        ("cosine", 2, "climbs back up after its minimum; build it with T_max=4"),
+    ],
+)
+def test_a_schedule_of_another_length_than_the_run_warns(kind, length, effect):
+    model = convnet()
+    optimizer = sgd_of(model)
+    schedule = (
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.1, total_steps=length)
+        if kind == "one-cycle"
+        else torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=length)
+    )
+    with pytest.warns(UserWarning, match=effect):
+        fit_quietly(
+            model,
+            loader(),
+            epochs=2,
+            optimizer=optimizer,
+            scheduler=schedule,
+            scheduler_step="step",
+        )
+
+
+def test_a_generator_used_up_after_one_epoch_is_named():
+    batches = (batch for batch in loader())
+    with pytest.raises(ValueError, match="no batches in epoch 2: it is an iterator"):
+        fit_quietly(convnet(), batches, epochs=2)

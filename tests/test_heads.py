@@ -348,3 +348,60 @@ def test_a_grouped_convolution_cannot_be_a_head():
     model = nn.Sequential(nn.Conv2d(4, 4, 1, groups=2))
     with pytest.raises(HeadNotFoundError, match="head="):
         swap_head(model, 3, head="0")
+
+
+class HeadBeforeAConvBody(nn.Module):
+    """The head first, and a body whose 1x1 convolution is followed by more layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(32, 10)
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 1), nn.ReLU(), nn.Conv2d(16, 32, 3)
+        )
+
+    def forward(self, x):
+        return self.fc(self.body(x).mean((2, 3)))
+
+
+class SideClassifier(nn.Module):
+    """A main classifier and a deep-supervision one on earlier features, not named "aux"."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+        self.rest = nn.Sequential(nn.Conv2d(8, 16, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(16, 10)
+        self.side = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    def forward(self, x):
+        features = self.stem(x)
+        return self.fc(self.rest(features)), self.side(features)
+
+
+class ClassSizedAfterTheHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(16, 10), nn.BatchNorm1d(10))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (HeadBeforeAConvBody(), r"body.2 .* but body.4 \(Conv2d\) runs after it.*head='fc'"),
+        (SideClassifier(), r"fc \(Linear 16->10\) has as many outputs \(10\).*head='fc'"),
+        (ClassSizedAfterTheHead(), r"head.1 \(BatchNorm1d\) runs after it with one entry per"),
+    ],
+    ids=["head-before-a-conv-body", "side-classifier", "class-sized-layer-after-the-head"],
+)
+def test_a_guess_that_could_swap_the_wrong_layer_is_refused_and_nothing_changes(model, message):
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    with pytest.raises(AmbiguousHeadError, match=message):
+        prepare(model, "head", num_classes=3)
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
+    assert all(p.requires_grad for p in model.parameters())

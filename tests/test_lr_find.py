@@ -78,7 +78,7 @@ def test_a_short_loader_is_read_again_until_the_sweep_is_done(target_train):
     [
         ({"start_lr": 1.0, "end_lr": 0.1}, "0 < start_lr < end_lr"),
         ({"start_lr": 0.0}, "0 < start_lr < end_lr"),
-        ({"steps": 3}, "steps must be an int of at least 5"),
+        ({"steps": 3}, "steps must be an integer, got 3; use 5 or more"),
         ({"diverge_factor": 1.0}, "diverge_factor must be above 1"),
         ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
     ],

@@ -9,7 +9,8 @@ from ftlib.data import digits_tasks
 from ftlib.models import load_pretrained
 from ftlib.seeding import seed_everything
 from ftlib.surgery.heads import swap_head
-from ftlib.training import evaluate
+from ftlib.surgery.lora import add_lora
+from ftlib.training import EarlyStopping, evaluate
 from ftlib.training.recipes import fine_tune, gradual_unfreeze
 
 FIT = {"device": "cpu", "progress": False, "topk": (1,)}
@@ -131,7 +132,7 @@ def test_recipes_refuse_the_options_they_set_themselves(tasks):
     data = DataLoader(tasks.target_train, batch_size=256)
     with pytest.raises(ValueError, match="leave out optimizer, scheduler: the recipe runs"):
         fine_tune(new_task_model(), data, epochs=1, optimizer=None, scheduler=None)
-    with pytest.raises(ValueError, match="freeze_epochs must be an int of at least 0"):
+    with pytest.raises(ValueError, match="freeze_epochs must be a non-negative integer, got -1"):
         fine_tune(new_task_model(), data, epochs=1, freeze_epochs=-1)
 
 
@@ -152,3 +153,35 @@ def test_fine_tune_beats_training_the_new_head_alone_for_as_long(tasks):
         gradual_unfreeze(alone, data, epochs_per_stage=4, stages=1, lr=1e-3, **FIT)
         gaps.append(evaluate(tuned, test, **FIT)["top1"] - evaluate(alone, test, **FIT)["top1"])
     assert min(gaps) > 0
+
+
+RUN = {fine_tune: {"epochs": 1, "progress": False}, gradual_unfreeze: {"progress": False}}
+
+
+@pytest.mark.parametrize("recipe", [fine_tune, gradual_unfreeze])
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"loss_fn": torch.nn.CrossEntropyLoss}, TypeError, "loss_fn is the class"),
+        ({"topk": (1, 8)}, ValueError, "top-8 accuracy of a model with 5 outputs"),
+        ({"early_stopping": EarlyStopping(monitor="val_loss")}, ValueError, "needs a val_loader"),
+    ],
+    ids=["loss-class", "topk-above-classes", "early-stopping-without-validation"],
+)
+def test_a_recipe_checks_what_fit_would_refuse_before_it_freezes_anything(
+    tasks, recipe, options, error, message
+):
+    model = new_task_model()
+    with pytest.raises(error, match=message):
+        recipe(model, DataLoader(tasks.target_train, batch_size=256), **RUN[recipe], **options)
+    assert all(p.requires_grad for p in model.parameters()), "nothing was frozen"
+
+
+@pytest.mark.parametrize("recipe", [fine_tune, gradual_unfreeze])
+def test_a_recipe_refuses_a_lora_model_whose_base_weights_it_would_unfreeze(tasks, recipe):
+    model = new_task_model()
+    add_lora(model, "block3.*", rank=2)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    with pytest.raises(ValueError, match=r"has LoRA adapters .*merge them first"):
+        recipe(model, DataLoader(tasks.target_train, batch_size=256), **RUN[recipe])
+    assert {name for name, p in model.named_parameters() if p.requires_grad} == trainable

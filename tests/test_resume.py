@@ -134,7 +134,7 @@ def test_a_run_stopped_early_resumes_as_stopped(tmp_path):
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        (lambda: EarlyStopping(patience=0), "patience must be an int of at least 1"),
+        (lambda: EarlyStopping(patience=0), "patience must be a positive integer, got 0"),
         (lambda: EarlyStopping(min_delta=-1.0), "min_delta must be a number >= 0"),
     ],
 )

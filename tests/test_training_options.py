@@ -240,3 +240,29 @@ def test_a_silent_bar_imports_and_shows_nothing(capsys):
     bar.set_postfix_str("loss=1.0")
     bar.close()
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("per", ["epoch", "step"])
+def test_a_timm_scheduler_is_told_the_epoch_or_the_optimizer_step(per):
+    pytest.importorskip("timm")
+    from timm.scheduler import CosineLRScheduler
+
+    model, epochs = mlp(), 4
+    data = DataLoader(blobs(), batch_size=32)  # 2 steps per epoch
+    optimizer = sgd(model)
+    length = epochs if per == "epoch" else epochs * len(data)
+    schedule = CosineLRScheduler(optimizer, t_initial=length, t_in_epochs=per == "epoch")
+    rates = []
+    optimizer.register_step_pre_hook(lambda opt, *_: rates.append(opt.param_groups[0]["lr"]))
+    fit(
+        model,
+        data,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=schedule,
+        scheduler_step=per,
+        progress=False,
+    )
+    position = [step // len(data) if per == "epoch" else step for step in range(len(rates))]
+    expected = [0.05 * (1 + math.cos(math.pi * t / length)) for t in position]
+    assert rates == pytest.approx(expected)

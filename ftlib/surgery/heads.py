@@ -176,6 +176,10 @@ def _guess_head(model: nn.Module) -> str:
     roots = _aux_roots(model)
     outside = [name for name in layers if not _inside(name, roots)] or layers
     guess = outside[-1]
+    follower = _followed_by(model, guess)
+    if follower:
+        raise AmbiguousHeadError(_not_last_reason(model, guess, follower, outside))
+    outside = [name for name in outside if not _followed_by(model, name)]
     for other in outside[:-1]:
         reason = _rival_reason(model, guess, other, layers)
         if reason:
@@ -186,6 +190,49 @@ def _guess_head(model: nn.Module) -> str:
                 f"head={guess!r} (or a list of both)"
             )
     return guess
+
+
+def _followed_by(model: nn.Module, name: str) -> str:
+    """The first layer with parameters or buffers that an ``nn.Sequential`` runs after ``name``
+    (at any level above it), "" when none does: only a layer at the end can be an output."""
+    parts = name.split(".")
+    for depth in range(len(parts) - 1, -1, -1):
+        parent_name = ".".join(parts[:depth])
+        parent = model.get_submodule(parent_name)
+        if not isinstance(parent, nn.Sequential):
+            continue
+        keys = list(parent._modules)
+        for key in keys[keys.index(parts[depth]) + 1 :]:
+            later = parent._modules[key]
+            if later is not None and next(_tensors(later), None) is not None:
+                return f"{parent_name}.{key}" if parent_name else key
+    return ""
+
+
+def _tensors(module: nn.Module):
+    yield from module.parameters()
+    yield from module.buffers()
+
+
+def _not_last_reason(model: nn.Module, guess: str, follower: str, layers: list[str]) -> str:
+    """Why the last head-like layer cannot simply be swapped, and what to name instead."""
+    classes = layer_outputs(model.get_submodule(guess))
+    after = model.get_submodule(follower)
+    sized = any(t.ndim >= 1 and t.shape[0] == classes for t in _tensors(after))
+    start = (
+        f"cannot tell which layer is the classifier head of {type(model).__name__}: {guess} "
+        f"({_describe(model, guess)}) is registered last, but {follower} "
+        f"({type(after).__name__}) runs after it"
+    )
+    if sized:
+        return (
+            f"{start} with one entry per output ({classes}), so a new head would not fit it. "
+            f"Replace both yourself (e.g. a new {follower} for your classes), then pass "
+            f"head={guess!r} to ftlib"
+        )
+    ending = [name for name in layers if not _followed_by(model, name)]
+    named = f"head={ending[-1]!r} if that is the classifier, or " if ending else ""
+    return f"{start}, so it is not the model's output. Name the head: {named}head='...'"
 
 
 def _rival_reason(model: nn.Module, guess: str, other: str, layers: list[str]) -> str:
@@ -213,6 +260,11 @@ def _rival_reason(model: nn.Module, guess: str, other: str, layers: list[str]) -
         return "reads what it computes, so the head may have been registered before the body"
     if _inputs(rival) == _inputs(entry):
         return f"reads the same features as {guess}'s branch, so the model may have two outputs"
+    if layer_outputs(rival) == layer_outputs(last):
+        return (
+            f"has as many outputs ({layer_outputs(last)}) and nothing reads them, so either may "
+            "be the main classifier and the other a side one"
+        )
     return ""
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ftlib._checks import as_count
+from ftlib._checks import as_count, as_rate, check_materialised, check_model
 from ftlib.training.early_stopping import EarlyStopping
 from ftlib.training.performance import Performance
 
@@ -49,7 +49,8 @@ def check_loader(loader: Any, role: str) -> None:
     if isinstance(loader, (str, bytes, os.PathLike)) or not isinstance(loader, Iterable):
         raise TypeError(
             f"{role} must be an iterable of batches such as a torch DataLoader, got {loader!r} "
-            f"({type(loader).__name__}); for an image folder use ftlib.image_folder_loaders"
+            f"({type(loader).__name__}); for a folder of images, DataLoader(ftlib.data.image_folder"
+            f"(root, transform=...), batch_size=32)"
         )
 
 
@@ -72,6 +73,48 @@ def check_instance(value: Any, role: str, kind: type | tuple[type, ...], example
     )
 
 
+def check_loss_fn(loss_fn: Any) -> None:
+    """Refuse a loss class (``nn.CrossEntropyLoss``), a loss that sums or keeps one value per
+    sample (the history and the step size assume the batch mean), or anything not callable."""
+    if isinstance(loss_fn, type) or (loss_fn is not None and not callable(loss_fn)):
+        check_instance(loss_fn, "loss_fn", nn.Module, "nn.CrossEntropyLoss()")
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction not in ("mean", "batchmean"):
+        raise ValueError(
+            f"loss_fn has reduction={reduction!r}, but fit needs the batch's mean loss (the "
+            "history and the learning rate assume it); use reduction='mean', the default"
+        )
+
+
+def check_run_inputs(
+    function: str,
+    model: Any,
+    train_loader: Any,
+    *,
+    val_loader: Any = None,
+    loss_fn: Any = None,
+    topk: Any = None,
+    early_stopping: Any = None,
+    performance: Any = None,
+    **_: Any,
+) -> tuple[tuple[int, ...], Performance]:
+    """The checks of ``fit`` that need no optimizer or device, for every entry point that
+    trains: run before anything changes (``fine_tune`` freezes the body before it calls ``fit``).
+
+    Returns:
+        The top-k values (``DEFAULT_TOPK`` for None) and the ``Performance`` settings.
+    """
+    check_model(model, function)
+    check_materialised(model, function)
+    check_loader(train_loader, "train_loader")
+    if val_loader is not None:
+        check_loader(val_loader, "val_loader")
+    check_loss_fn(loss_fn)
+    topk = check_topk(DEFAULT_TOPK if topk is None else topk)
+    check_early_stopping(early_stopping, has_val_loader=val_loader is not None, topk=topk)
+    return topk, check_performance(performance)
+
+
 def check_counts(*, epochs: Any, accumulate: Any, clip_grad_norm: float | None) -> tuple[int, int]:
     """``(epochs, accumulate)`` as ints of at least 1; ``clip_grad_norm`` positive or None.
 
@@ -80,13 +123,8 @@ def check_counts(*, epochs: Any, accumulate: Any, clip_grad_norm: float | None) 
     """
     epochs = as_count(epochs, "epochs", minimum=1)
     accumulate = as_count(accumulate, "accumulate (1: step after every batch)", minimum=1)
-    if clip_grad_norm is not None and not (
-        isinstance(clip_grad_norm, (int, float)) and clip_grad_norm > 0
-    ):
-        raise ValueError(
-            f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}; "
-            "use None for no clipping"
-        )
+    if clip_grad_norm is not None:
+        as_rate(clip_grad_norm, "clip_grad_norm (None: no clipping)", positive=True)
     return epochs, accumulate
 
 
@@ -191,29 +229,59 @@ def check_scheduler(
 
 
 def check_schedule_length(
-    scheduler: Any, *, epochs: int, steps_per_epoch: int | None, step_per_batch: bool
+    scheduler: Any,
+    *,
+    epochs: int,
+    steps_per_epoch: int | None,
+    step_per_batch: bool,
+    may_continue: bool = False,
 ) -> None:
-    """Refuse a OneCycleLR with fewer steps than the run takes: torch would stop it midway.
+    """Compare the length of a OneCycleLR or CosineAnnealingLR schedule with the run's.
+
+    Why: torch stops a OneCycleLR that is too short midway with an error, a cosine shorter than
+    the run climbs back up, and a schedule longer than the run ends before the rate comes down;
+    the last two train on without a word.
 
     Raises:
-        ValueError: naming the steps it has and the steps the run needs.
+        ValueError: a OneCycleLR with fewer steps than the run takes.
+
+    Warns:
+        UserWarning: a OneCycleLR longer than the run, a CosineAnnealingLR of another length;
+            not for a longer schedule when ``may_continue`` (a run that writes or resumes a
+            run checkpoint may be one part of a longer one).
     """
-    if not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
-        return
-    if step_per_batch and steps_per_epoch is None:
+    one_cycle = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    cosine = isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
+    if not (one_cycle or cosine) or (step_per_batch and steps_per_epoch is None):
         return
     needed = epochs * steps_per_epoch if step_per_batch else epochs
-    if scheduler.total_steps < needed:
-        unit = "optimizer steps" if step_per_batch else "epochs"
-        size = (
-            f"epochs={epochs}, steps_per_epoch={steps_per_epoch}"
-            if step_per_batch
-            else f"total_steps={epochs}"
-        )
+    unit = "optimizer steps" if step_per_batch else "epochs"
+    length, name = (
+        (scheduler.total_steps, "total_steps") if one_cycle else (scheduler.T_max, "T_max")
+    )
+    if length == needed or (length > needed and may_continue):
+        return
+    size = f"{name}={needed}" + (
+        f" (epochs={epochs} x {steps_per_epoch} optimizer steps per epoch)"
+        if step_per_batch
+        else ""
+    )
+    kind = type(scheduler).__name__
+    if one_cycle and length < needed:
         raise ValueError(
-            f"the OneCycleLR schedule has {scheduler.total_steps} steps but this run takes "
-            f"{needed} {unit}; build it with {size}"
+            f"the OneCycleLR schedule has {length} steps but this run takes {needed} {unit}; "
+            f"build it with {size}"
         )
+    effect = (
+        "climbs back up after its minimum"
+        if length < needed
+        else "never comes down to its final value"
+    )
+    warnings.warn(
+        f"the {kind} schedule is {length} {unit} long but the run takes {needed}, so the rate "
+        f"{effect}; build it with {size}, or set scheduler_step to match",
+        stacklevel=3,
+    )
 
 
 def optimizer_steps_per_epoch(loader: Any, accumulate: int) -> int | None:

@@ -165,21 +165,37 @@ def call_model(model: nn.Module, inputs: Any) -> Any:
         raise ValueError(hint) from error
 
 
+def _layout_hint(inputs: torch.Tensor, wanted: int, got: int) -> str:
+    """What the batch's shape says about why its channels do not fit, and the fix."""
+    shape = tuple(inputs.shape)
+    if inputs.ndim == 4 and shape[-1] == wanted:
+        return (
+            f"the batch of shape {shape} holds channels last (batch, height, width, channels); "
+            "move them: images.permute(0, 3, 1, 2), or transforms.ToImage() in the dataset"
+        )
+    if inputs.ndim == 3:
+        return (
+            f"the batch of shape {shape} has no channel dimension (batch, height, width); add "
+            f"one: images.unsqueeze(1){'.expand(-1, 3, -1, -1)' if wanted == 3 else ''}"
+        )
+    if (wanted, got) == (3, 1):
+        fix = "transforms.Grayscale(num_output_channels=3), or image.convert('RGB')"
+    elif (wanted, got) == (3, 4):
+        fix = "drop the alpha channel: image.convert('RGB'), or images[:, :3]"
+    else:
+        fix = f"resize them, or give the model a first layer for {got} channels"
+    return f"the images have {got} (batch of shape {shape}); convert them: {fix}"
+
+
 def _input_hint(model: nn.Module, inputs: Any, error: str) -> str | None:
     """What to change when torch refused an input tensor's dtype or number of channels."""
     if not isinstance(inputs, torch.Tensor):
         return None
     channels = re.search(r"expected input\[.*\] to have (\d+) channels, but got (\d+)", error)
     if channels:
-        wanted, got = channels.groups()
-        convert = (
-            "transforms.Grayscale(num_output_channels=3) or image.convert('RGB')"
-            if (wanted, got) == ("3", "1")
-            else f"a first layer for {got} channels"
-        )
-        return (
-            f"the model's first layer takes {wanted} channels but the images have {got} "
-            f"(batch of shape {tuple(inputs.shape)}); convert them ({convert})"
+        wanted, got = (int(n) for n in channels.groups())
+        return f"the model's first layer takes {wanted} channels, but " + _layout_hint(
+            inputs, wanted, got
         )
     weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     dtype_words = ("Input type", "expected scalar type", "should be the same", "same dtype")
@@ -282,8 +298,8 @@ def declared_targets(loader: Any) -> torch.Tensor | None:
     """
     dataset, indices = getattr(loader, "dataset", None), None
     while isinstance(dataset, Subset):
-        chosen = list(dataset.indices)
-        indices = chosen if indices is None else [chosen[i] for i in indices]
+        chosen = torch.as_tensor(dataset.indices, dtype=torch.long).reshape(-1)
+        indices = chosen if indices is None else chosen[indices]
         dataset = dataset.dataset
     if isinstance(dataset, TensorDataset):
         targets = dataset.tensors[1] if len(dataset.tensors) == 2 else None

@@ -21,7 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftlib.device import best_device, to_device
-from ftlib.surgery.heads import find_head
+from ftlib.surgery.heads import find_head, find_heads
+from ftlib.training.arguments import check_run_inputs
 from ftlib.training.batches import call_model, split_batch, split_outputs
 from ftlib.training.loop import (
     DEFAULT_LR,
@@ -107,9 +108,10 @@ def fit_head_cached(
             changes the head's output afterwards (so the head's output is not the logits), or
             the loader has no batch sampler (``batch_size=None`` or an iterable dataset).
     """
-    head = head or find_head(model)
-    head_module = model.get_submodule(head)
-    _check_only_head_trains(model, head)
+    check_run_inputs("fit_head_cached", model, train_loader, val_loader=val_loader, **fit_kwargs)
+    heads = find_heads(model, head)
+    head, head_module = heads[0], model.get_submodule(heads[0])
+    _check_only_head_trains(model, head, others=heads[1:])
     if train_loader.batch_sampler is None:
         raise ValueError(
             "fit_head_cached needs a train_loader that batches a map-style dataset "
@@ -211,10 +213,13 @@ def _rng_untouched() -> Iterator[None]:
         yield
 
 
-def _check_only_head_trains(model: nn.Module, head: str) -> None:
+def _check_only_head_trains(model: nn.Module, head: str, others: list[str]) -> None:
+    """The head, and nothing outside the heads, must train. The other heads (GoogLeNet's
+    auxiliary ones) may be trainable as ``prepare`` leaves them: only ``head`` trains here."""
     prefix = head + "."
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
-    outside = [name for name in trainable if not name.startswith(prefix)]
+    spared = tuple(name + "." for name in others)
+    outside = [name for name in trainable if not name.startswith((prefix, *spared))]
     if outside:
         shown = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
         raise ValueError(

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ftlib._checks import check_materialised
+from ftlib._checks import check_materialised, check_model
+from ftlib.device import best_device
 from ftlib.surgery.heads import HeadNotFoundError, find_aux_heads, find_head, find_heads
 
 _FORMAT = "ftlib.checkpoint/1"
@@ -52,6 +53,7 @@ def save_checkpoint(
     Raises:
         TypeError: a value of ``extra`` that ``load_checkpoint`` could not read back.
         ValueError: the model has lazy layers that have not run yet.
+        IsADirectoryError: ``path`` is a folder.
     """
     return write_payload(model, path, extra=extra)
 
@@ -88,7 +90,12 @@ def load_checkpoint(
         ArchitectureMismatchError: the bodies do not match (another architecture or
             configuration); the message counts the differences and names the saved class.
     """
+    check_model(model, "load_checkpoint")
+    if not isinstance(body_only, bool):
+        raise TypeError(f"body_only must be True or False, got {body_only!r}")
     path = Path(path)
+    if isinstance(map_location, (str, torch.device)):  # an unknown or absent device, said so
+        map_location = best_device(map_location)
     payload = read_payload(path, map_location)
     load_weights(model, payload, path, body_only=body_only, head=head)
     return payload["extra"]
@@ -168,9 +175,14 @@ def write_payload(
     ``load_checkpoint`` reads both kinds; a LoRA adapter file is one that holds only part of
     the state (``state``: the entries to save; None saves the whole ``state_dict``).
     """
+    check_model(model, "save_checkpoint")
     check_materialised(model, "save_checkpoint")
     extra = _loadable_extra(extra)
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{path} is a folder; give the checkpoint a file name, e.g. {path / 'model.pt'}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     state = model.state_dict() if state is None else state
     state = {name: tensor.detach().cpu() for name, tensor in state.items()}
@@ -182,8 +194,11 @@ def write_payload(
         **more,
     }
     partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    partial.replace(path)
+    try:
+        torch.save(payload, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)  # only left when writing failed
     return path
 
 

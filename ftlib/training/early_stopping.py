@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ftlib._checks import as_count
 from ftlib.training.history import higher_is_better, unknown_key
 
 
@@ -35,10 +36,7 @@ class EarlyStopping:
     restore_best: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int):
-            raise ValueError(f"patience must be an int of at least 1, got {self.patience!r}")
-        if self.patience < 1:
-            raise ValueError(f"patience must be an int of at least 1, got {self.patience!r}")
+        object.__setattr__(self, "patience", as_count(self.patience, "patience", minimum=1))
         if not self.min_delta >= 0:
             raise ValueError(f"min_delta must be a number >= 0, got {self.min_delta!r}")
 

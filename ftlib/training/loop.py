@@ -39,11 +39,11 @@ from ftlib.training.arguments import (
     DEFAULT_TOPK,
     check_checkpoint_path,
     check_counts,
-    check_early_stopping,
     check_instance,
     check_loader,
+    check_loss_fn,
     check_optimizer,
-    check_performance,
+    check_run_inputs,
     check_schedule_length,
     check_scheduler,
     check_topk,
@@ -70,7 +70,7 @@ from ftlib.training.performance import (
 )
 from ftlib.training.progress import postfix, progress_bar
 from ftlib.training.resume import RunParts, load_run, save_run
-from ftlib.training.steps import NonFiniteLossError, OptimizerSteps
+from ftlib.training.steps import NonFiniteLossError, OptimizerSteps, step_scheduler
 
 DEFAULT_LR = 1e-3
 """``fit``'s learning rate of the body when no ``lr`` is given: AdamW's own default."""
@@ -219,21 +219,24 @@ def fit(
         NonFiniteLossError: the loss became NaN or infinite; the message names epoch and batch
             and what to try. The weights are those from before that batch.
     """
-    check_model(model, "fit")
-    check_loader(train_loader, "train_loader")
-    if val_loader is not None:
-        check_loader(val_loader, "val_loader")
+    topk_given = topk is not None
+    topk, performance = check_run_inputs(
+        "fit",
+        model,
+        train_loader,
+        val_loader=val_loader,
+        loss_fn=loss_fn,
+        topk=topk,
+        early_stopping=early_stopping,
+        performance=performance,
+    )
     epochs, accumulate = check_counts(
         epochs=epochs, accumulate=accumulate, clip_grad_norm=clip_grad_norm
     )
-    topk_given, topk = topk is not None, check_topk(DEFAULT_TOPK if topk is None else topk)
     check_instance(optimizer, "optimizer", torch.optim.Optimizer, _OPTIMIZER_EXAMPLE)
-    _check_loss_fn(loss_fn)
     step_every = SchedulerStep.parse(scheduler_step)
     per_batch = step_every is SchedulerStep.STEP
     check_scheduler(scheduler, optimizer, step_per_batch=per_batch)
-    check_early_stopping(early_stopping, has_val_loader=val_loader is not None, topk=topk)
-    performance = check_performance(performance)
     check_checkpoint_path(checkpoint, "checkpoint")
     device = best_device(device)
     world = distributed.current_world(device)
@@ -257,11 +260,13 @@ def fit(
     watch = Watch(early_stopping) if early_stopping is not None else None
     parts = RunParts(model, optimizer, scheduler, scaler, watch, (train_loader, val_loader))
     train_loader = distributed.shard_for_training(train_loader, world)
+    steps_per_epoch = optimizer_steps_per_epoch(train_loader, accumulate)
     check_schedule_length(
         scheduler,
         epochs=epochs,
-        steps_per_epoch=optimizer_steps_per_epoch(train_loader, accumulate),
+        steps_per_epoch=steps_per_epoch,
         step_per_batch=per_batch,
+        may_continue=checkpoint is not None or resume is not None,
     )
     history, stopped = load_run(resume, parts) if resume is not None else (History(), False)
     if len(history) > epochs:
@@ -281,6 +286,7 @@ def fit(
         scheduler=scheduler if per_batch else None,
         ddp=trained if world.distributed else None,
     )
+    steps.updates = len(history) * (steps_per_epoch or 0)  # where a resumed run left off
     shared = {
         "device": device,
         "loss_fn": loss_fn,
@@ -297,7 +303,12 @@ def fit(
     )
     bar.update(len(history))
     first_epoch = len(history) + 1
-    all_targets = declared_targets(train_loader) if check_targets else None
+    listed = [("the training set", train_loader), ("the validation set", val_loader)]
+    all_targets = [
+        (where, targets)
+        for where, loader in (listed if check_targets else [])
+        if (targets := declared_targets(loader)) is not None
+    ]
     try:
         for epoch in range(first_epoch, epochs + 1):
             if stopped:
@@ -312,7 +323,7 @@ def fit(
                 desc=desc,
                 steps=steps,
                 epoch=epoch,
-                all_targets=all_targets if epoch == first_epoch else None,
+                all_targets=all_targets if epoch == first_epoch else [],
                 **shared,
             )
             distributed.broadcast_buffers(model, world)
@@ -320,7 +331,8 @@ def fit(
             if val_loader is not None:
                 record.update(_prefixed("val_", _evaluate(model, val_loader, **shared)))
             if scheduler is not None and not per_batch:
-                _step_scheduler(scheduler, record)
+                metric = record.get("val_loss", record["train_loss"])
+                step_scheduler(scheduler, epoch=epoch, metric=metric)
             record["seconds"] = time.perf_counter() - start
             history.epochs.append(record)
             bar.update()
@@ -370,7 +382,7 @@ def evaluate(
     check_model(model, "evaluate")
     check_loader(loader, "loader")
     topk_given, topk = topk is not None, check_topk(DEFAULT_TOPK if topk is None else topk)
-    _check_loss_fn(loss_fn)
+    check_loss_fn(loss_fn)
     device = best_device(device)
     world = distributed.current_world(device)
     device = distributed.process_device(world, device)
@@ -460,12 +472,12 @@ def _run_epoch(
     steps: OptimizerSteps | None = None,
     epoch: int = 0,
     sum_over_processes: bool = True,
-    all_targets: torch.Tensor | None = None,
+    all_targets: Sequence[tuple[str, torch.Tensor]] = (),
     **options: Any,
 ) -> dict[str, float]:
     """One pass over ``loader``, training when ``steps`` is given; the loader is iterated once.
 
-    ``all_targets``: the targets of the loader's whole dataset, checked against the model's
+    ``all_targets``: (where from, every target) of whole datasets, checked against the model's
     outputs after the first forward pass, before the first step. ``options`` are those of
     ``batch_loss``.
     """
@@ -478,8 +490,8 @@ def _run_epoch(
         for index, batch in enumerate(loader, start=1):
             with steps.batch(index, total) if steps is not None else contextlib.nullcontext():
                 loss, logits, targets = batch_loss(model, batch, device=device, **options)
-                if index == 1 and all_targets is not None:
-                    check_target_range(all_targets, logits.shape[1], where="the training set")
+                for where, targets_listed in all_targets if index == 1 else ():
+                    check_target_range(targets_listed, logits.shape[1], where=where)
                 if steps is None:  # evaluation: summed on the device, no waiting for a GPU
                     amount = loss.detach().float()
                 else:
@@ -499,6 +511,12 @@ def _run_epoch(
         counts = distributed.sum_over_processes(counts)
     loss_sum, *summed_hits, seen_count = counts
     seen = int(seen_count.item())
+    if seen == 0 and epoch > 1 and iter(loader) is loader:
+        raise ValueError(
+            f"the loader yielded no batches in epoch {epoch}: it is an iterator (a generator, "
+            "say), used up after one pass; pass something that can be iterated again, such as "
+            "a DataLoader or a list of batches"
+        )
     if seen == 0:
         raise ValueError(_EMPTY_LOADER)
     accuracies = {
@@ -527,12 +545,6 @@ def _checks_targets(loss_fn: LossFn | None, topk: Sequence[int]) -> bool:
 _OPTIMIZER_EXAMPLE = "torch.optim.AdamW(model.parameters(), lr=1e-3)"
 
 
-def _check_loss_fn(loss_fn: Any) -> None:
-    """Refuse a loss class (``nn.CrossEntropyLoss``) or anything that cannot be called."""
-    if isinstance(loss_fn, type) or (loss_fn is not None and not callable(loss_fn)):
-        check_instance(loss_fn, "loss_fn", nn.Module, "nn.CrossEntropyLoss()")
-
-
 def _length(loader: Iterable[Any]) -> int | None:
     try:
         return len(loader)  # type: ignore[arg-type]
@@ -542,13 +554,6 @@ def _length(loader: Iterable[Any]) -> int | None:
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {prefix + key: value for key, value in metrics.items()}
-
-
-def _step_scheduler(scheduler: Any, record: dict[str, float]) -> None:
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(record.get("val_loss", record["train_loss"]))
-    else:
-        scheduler.step()
 
 
 @contextmanager

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ftlib._checks import as_count
 from ftlib.device import best_device, grad_scaler
+from ftlib.training.arguments import check_run_inputs
 from ftlib.training.batches import LossFn, batch_loss
 from ftlib.training.loop import DEFAULT_WEIGHT_DECAY, default_optimizer, eval_mode
 from ftlib.training.performance import AmpSetting, Performance, resolve_amp
@@ -88,6 +90,8 @@ def lr_find(
         ValueError: rates out of order or not positive, fewer than 5 steps, a loader that
             yields no batch, or batches ``fit`` would refuse.
     """
+    check_run_inputs("lr_find", model, train_loader, loss_fn=loss_fn, topk=())
+    steps = as_count(steps, "steps", minimum=5)
     _check_sweep(start_lr, end_lr, steps, diverge_factor, smoothing)
     device = best_device(device)
     model.to(device)
@@ -214,8 +218,6 @@ def _check_sweep(
         raise ValueError(
             f"the sweep needs 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}"
         )
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 5:
-        raise ValueError(f"steps must be an int of at least 5, got {steps!r}")
     if not diverge_factor > 1:
         raise ValueError(f"diverge_factor must be above 1, got {diverge_factor!r}")
     if not 0 <= smoothing < 1:

@@ -22,6 +22,10 @@ from torch import nn
 from ftlib._checks import as_count
 from ftlib.surgery.freezing import freeze, top_level_blocks, unfreeze
 from ftlib.surgery.heads import all_heads
+from ftlib.surgery.lora import LoRALayer
+from ftlib.surgery.zoo import layer_outputs
+from ftlib.training.arguments import check_run_inputs, check_topk_fits
+from ftlib.training.batches import check_target_range, declared_targets
 from ftlib.training.distributed import batches_per_process
 from ftlib.training.history import History
 from ftlib.training.loop import DEFAULT_WEIGHT_DECAY, default_optimizer, fit
@@ -95,13 +99,12 @@ def fine_tune(
 
     Raises:
         ValueError: ``freeze_epochs`` is not an int of at least 0, a one-cycle schedule for a
-            loader without a length, or an option the recipe sets itself; and whatever ``fit``
-            raises.
+            loader without a length, an option the recipe sets itself, a model with LoRA
+            adapters; and whatever ``fit`` raises, checked before the recipe freezes anything.
     """
-    _check_options(fit_options)
-    if isinstance(freeze_epochs, bool) or not isinstance(freeze_epochs, int) or freeze_epochs < 0:
-        raise ValueError(f"freeze_epochs must be an int of at least 0, got {freeze_epochs!r}")
-    heads = all_heads(model, head)
+    heads = _check_recipe("fine_tune", model, train_loader, head, fit_options)
+    epochs = as_count(epochs, "epochs", minimum=1)
+    freeze_epochs = as_count(freeze_epochs, "freeze_epochs", minimum=0)
     phase = _Phase(model, train_loader, lr, head_lr_mult, weight_decay, one_cycle, fit_options)
     history = History()
     if freeze_epochs:
@@ -149,12 +152,12 @@ def gradual_unfreeze(
         ValueError: ``stages`` is not between 1 and the number of body blocks plus one, or an
             option the recipe sets itself; and whatever ``fit`` raises.
     """
-    _check_options(fit_options)
-    heads = all_heads(model, head)
+    heads = _check_recipe("gradual_unfreeze", model, train_loader, head, fit_options)
+    epochs_per_stage = as_count(epochs_per_stage, "epochs_per_stage", minimum=1)
     head_ids = {id(module) for module in heads}
     body = [block for _, block in top_level_blocks(model) if not _holds(block, head_ids)]
-    stages = len(body) + 1 if stages is None else stages
-    if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= len(body) + 1:
+    stages = len(body) + 1 if stages is None else as_count(stages, "stages", minimum=1)
+    if not stages <= len(body) + 1:
         raise ValueError(
             f"stages must be an int from 1 to {len(body) + 1} (the head, then the "
             f"{len(body)} body blocks of {type(model).__name__}), got {stages!r}"
@@ -221,6 +224,43 @@ class _Phase:
 
 def _holds(block: nn.Module, module_ids: set[int]) -> bool:
     return any(id(module) in module_ids for module in block.modules())
+
+
+def _check_recipe(
+    function: str,
+    model: nn.Module,
+    train_loader: Any,
+    head: str | Sequence[str] | None,
+    fit_options: dict[str, Any],
+) -> list[nn.Module]:
+    """What ``fit`` would refuse, and a LoRA model, refused before the recipe freezes anything.
+
+    Returns:
+        The heads (``all_heads``); their outputs stand for the number of classes in the checks
+        ``fit`` could make only after a forward pass (``topk``, the labels the datasets list).
+    """
+    _check_options(fit_options)
+    topk, _ = check_run_inputs(function, model, train_loader, **fit_options)
+    heads = all_heads(model, head)
+    classes = layer_outputs(heads[0])
+    if fit_options.get("topk") is not None:
+        check_topk_fits(topk, classes)
+    for where, loader in [
+        ("the training set", train_loader),
+        ("the validation set", fit_options.get("val_loader")),
+    ]:
+        targets = declared_targets(loader)
+        if targets is not None:
+            check_target_range(targets, classes, where=where)
+    adapted = [name for name, module in model.named_modules() if isinstance(module, LoRALayer)]
+    if adapted:
+        raise ValueError(
+            f"{type(model).__name__} has LoRA adapters ({', '.join(adapted[:3])}"
+            f"{', ...' if len(adapted) > 3 else ''}), whose base weights must stay frozen, but "
+            f"{function} unfreezes the body; train the adapters and the head with fit, or "
+            "merge them first (ftlib.merge_lora) to fine-tune the whole model"
+        )
+    return heads
 
 
 def _check_options(fit_options: dict[str, Any]) -> None:

@@ -43,6 +43,7 @@ class OptimizerSteps:
         self.scheduler, self.ddp = scheduler, ddp
         self.steps_now = True
         self.pending = False
+        self.updates = 0  # optimizer steps of the run; fit sets it when resuming
         for parameter in parameters:  # gradients left over from before fit must not count
             parameter.grad = None
 
@@ -92,5 +93,27 @@ class OptimizerSteps:
         for parameter in self.parameters:
             parameter.grad = None
         self.pending = False
+        self.updates += 1
         if self.scheduler is not None:
-            self.scheduler.step()
+            step_scheduler(self.scheduler, updates=self.updates)
+
+
+def step_scheduler(
+    scheduler: Any, *, epoch: int | None = None, updates: int | None = None, metric: float = 0.0
+) -> None:
+    """Step a torch or a timm scheduler, after an epoch (``epoch`` done) or an optimizer step
+    (``updates`` so far).
+
+    Why: timm's schedulers (``CosineLRScheduler``, ``create_scheduler_v2``) are told where the
+    run is, ``step(epoch, metric)`` and ``step_update(num_updates)``, where torch's count their
+    own calls; ``ReduceLROnPlateau`` needs the validation loss (``metric``).
+    """
+    if callable(getattr(scheduler, "step_update", None)):  # timm
+        if epoch is not None:
+            scheduler.step(epoch, metric)
+        else:
+            scheduler.step_update(updates)
+    elif isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(metric)
+    else:
+        scheduler.step()
