@@ -27,13 +27,10 @@ def sgd(model, lr=0.1):
     return torch.optim.SGD(model.parameters(), lr=lr)
 
 
-def test_a_one_cycle_schedule_steps_after_every_optimizer_step():
-    model, epochs = mlp(), 3
-    data = DataLoader(blobs(), batch_size=16)  # 4 batches: 2 optimizer steps with accumulate=2
-    optimizer = sgd(model)
-    total = epochs * math.ceil(len(data) / 2)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.5, total_steps=total)
+def rates_of_each_step(model, data, epochs, schedule, *, per, **options):
+    """Fit with ``schedule`` stepped ``per`` epoch or step; the body's rate at every step."""
     rates = []
+    optimizer = schedule.optimizer
     optimizer.register_step_pre_hook(lambda opt, *_: rates.append(opt.param_groups[0]["lr"]))
     fit(
         model,
@@ -41,10 +38,20 @@ def test_a_one_cycle_schedule_steps_after_every_optimizer_step():
         epochs=epochs,
         optimizer=optimizer,
         scheduler=schedule,
-        scheduler_step="step",
-        accumulate=2,
+        scheduler_step=per,
         progress=False,
+        **options,
     )
+    return rates
+
+
+def test_a_one_cycle_schedule_steps_after_every_optimizer_step():
+    model, epochs = mlp(), 3
+    data = DataLoader(blobs(), batch_size=16)  # 4 batches: 2 optimizer steps with accumulate=2
+    optimizer = sgd(model)
+    total = epochs * math.ceil(len(data) / 2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.5, total_steps=total)
+    rates = rates_of_each_step(model, data, epochs, schedule, per="step", accumulate=2)
     assert schedule.last_epoch == total  # one scheduler step per optimizer step, none more
     assert len(rates) == total and rates[0] < rates[1] > rates[-1]  # warm up, then anneal
     assert rates[-1] < 0.01 * max(rates)
@@ -252,17 +259,7 @@ def test_a_timm_scheduler_is_told_the_epoch_or_the_optimizer_step(per):
     optimizer = sgd(model)
     length = epochs if per == "epoch" else epochs * len(data)
     schedule = CosineLRScheduler(optimizer, t_initial=length, t_in_epochs=per == "epoch")
-    rates = []
-    optimizer.register_step_pre_hook(lambda opt, *_: rates.append(opt.param_groups[0]["lr"]))
-    fit(
-        model,
-        data,
-        epochs=epochs,
-        optimizer=optimizer,
-        scheduler=schedule,
-        scheduler_step=per,
-        progress=False,
-    )
+    rates = rates_of_each_step(model, data, epochs, schedule, per=per)
     position = [step // len(data) if per == "epoch" else step for step in range(len(rates))]
     expected = [0.05 * (1 + math.cos(math.pi * t / length)) for t in position]
     assert rates == pytest.approx(expected)
