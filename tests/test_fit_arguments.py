@@ -214,7 +214,7 @@ def test_a_bad_label_in_the_last_batch_is_found_before_the_first_step():
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
-def test_declared_targets_read_subsets_and_leave_transformed_targets_alone():
+def test_declared_targets_read_subsets_and_pass_through_the_target_transform():
     nested = Subset(Subset(DATA, [3, 5, 7, 9]), [1, 3])  # samples 5 and 9
     assert declared_targets(DataLoader(nested)).tolist() == [LABELS[5].item(), LABELS[9].item()]
     assert declared_targets([(IMAGES, LABELS)]) is None
@@ -229,6 +229,8 @@ def test_declared_targets_read_subsets_and_leave_transformed_targets_alone():
         def __getitem__(self, index):
             return IMAGES[index], self.target_transform(self.targets[index])
 
+    assert declared_targets(DataLoader(Relabelled())).tolist() == [10, 11]
+    Relabelled.target_transform = staticmethod(lambda label: torch.eye(2)[label])  # one-hot
     assert declared_targets(DataLoader(Relabelled())) is None
 
 

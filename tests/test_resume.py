@@ -216,3 +216,11 @@ def test_resuming_with_fewer_epochs_than_were_trained_says_how_many_to_ask_for(t
     model, data, parts = start()
     with pytest.raises(ValueError, match="trained 3 epochs already, more than epochs=2; pass e"):
         fit(model, data, epochs=2, resume=tmp_path / "run.pt", progress=False, **parts)
+
+
+def test_resuming_with_other_records_is_refused(tmp_path):
+    model, data, parts = start()
+    fit(model, data, epochs=2, checkpoint=tmp_path / "run.pt", topk=(1,), progress=False, **parts)
+    model, data, parts = start()
+    with pytest.raises(ValueError, match=r"recorded \['train_loss', 'train_top1'\] and this fit"):
+        fit(model, data, epochs=EPOCHS, resume=tmp_path / "run.pt", progress=False, **parts)

@@ -292,9 +292,9 @@ def declared_targets(loader: Any) -> torch.Tensor | None:
     """Every target of a DataLoader's dataset, when the dataset lists them, else None.
 
     Why: a bad label in the last batch would otherwise be found after an epoch of steps. The
-    lists read are torchvision's ``targets`` (ImageFolder and the built-in datasets, without a
-    ``target_transform``), a two-tensor ``TensorDataset``'s second tensor, and ``Subset``s of
-    either.
+    lists read are torchvision's ``targets`` (ImageFolder and the built-in datasets, passed
+    through their ``target_transform``), a two-tensor ``TensorDataset``'s second tensor, and
+    ``Subset``s of either.
     """
     dataset, indices = getattr(loader, "dataset", None), None
     while isinstance(dataset, Subset):
@@ -303,13 +303,14 @@ def declared_targets(loader: Any) -> torch.Tensor | None:
         dataset = dataset.dataset
     if isinstance(dataset, TensorDataset):
         targets = dataset.tensors[1] if len(dataset.tensors) == 2 else None
-    elif getattr(dataset, "target_transform", None) is None:
-        targets = getattr(dataset, "targets", None)
     else:
-        targets = None
+        targets = getattr(dataset, "targets", None)
+    transform = getattr(dataset, "target_transform", None)
     try:
+        if targets is not None and transform is not None:
+            targets = [transform(int(target)) for target in targets]
         targets = torch.as_tensor(targets) if targets is not None else None
-    except (TypeError, ValueError, RuntimeError):
+    except Exception:  # a transform or a list that gives no class indices: nothing to check
         return None
     if targets is None or targets.ndim != 1 or not _is_integral(targets) or not len(targets):
         return None

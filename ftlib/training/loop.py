@@ -269,6 +269,7 @@ def fit(
         may_continue=checkpoint is not None or resume is not None,
     )
     history, stopped = load_run(resume, parts) if resume is not None else (History(), False)
+    _check_same_records(history, resume, topk, has_val_loader=val_loader is not None)
     if len(history) > epochs:
         raise ValueError(
             f"the run in {resume} has trained {len(history)} epochs already, more than "
@@ -543,6 +544,23 @@ def _checks_targets(loss_fn: LossFn | None, topk: Sequence[int]) -> bool:
 
 
 _OPTIMIZER_EXAMPLE = "torch.optim.AdamW(model.parameters(), lr=1e-3)"
+
+
+def _check_same_records(
+    history: History, resume: Any, topk: Sequence[int], *, has_val_loader: bool
+) -> None:
+    """A resumed run must record what the run it continues recorded (its topk, its val_loader),
+    or the history would hold two kinds of epochs."""
+    if not history.epochs:
+        return
+    prefixes = ["train_", "val_"] if has_val_loader else ["train_"]
+    now = {p + m for p in prefixes for m in ["loss", *(f"top{k}" for k in topk)]}
+    saved = set(history.epochs[-1]) - {"epoch", "seconds"}
+    if saved != now:
+        raise ValueError(
+            f"the run in {resume} recorded {sorted(saved)} and this fit call would record "
+            f"{sorted(now)}; resume with the same topk and val_loader as the run you continue"
+        )
 
 
 def _length(loader: Iterable[Any]) -> int | None:
