@@ -1,6 +1,7 @@
 """Bad arguments to fit, evaluate and predict: each gets a clear error before any weight changes."""
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from torch import nn
@@ -308,3 +309,54 @@ def test_a_generator_used_up_after_one_epoch_is_named():
     batches = (batch for batch in loader())
     with pytest.raises(ValueError, match="no batches in epoch 2: it is an iterator"):
         fit_quietly(convnet(), batches, epochs=2)
+
+
+class Images(torch.utils.data.Dataset):
+    """Samples as a dataset without a tensor transform gives them: PIL images, or tensors of
+    several sizes."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        if self.kind == "pil":
+            return PIL.Image.new("RGB", (8, 8)), index % 4
+        return torch.zeros(3, 8 + index, 8), index % 4
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "hint"),
+    [
+        ("pil", TypeError, r"returns PIL images.*transforms.ToImage\(\)"),
+        ("mixed-sizes", RuntimeError, r"different sizes .* transforms.Resize\(\(224, 224\)\)"),
+    ],
+)
+def test_samples_a_loader_cannot_batch_get_the_transform_they_need(kind, error, hint):
+    with pytest.raises(error, match=hint):
+        fit_quietly(convnet(), DataLoader(Images(kind), batch_size=2))
+    with pytest.raises(error, match=hint):
+        predict(convnet(), DataLoader(Images(kind), batch_size=2), device="cpu", progress=False)
+
+
+def test_a_negative_label_mentions_losses_that_ignore_it():
+    labels = LABELS.clone()
+    labels[0] = -100
+    with pytest.raises(ValueError, match=r"target -100 .*\(ignore_index=-100\) need your own loss"):
+        fit_quietly(convnet(), loader(TensorDataset(IMAGES, labels)))
+
+
+def test_resume_from_the_checkpoint_being_written_starts_afresh_when_it_is_missing(tmp_path):
+    run = tmp_path / "run.pt"
+    first = fit_quietly(convnet(), loader(), epochs=1, checkpoint=run, resume=run)
+    again = fit_quietly(convnet(), loader(), epochs=2, checkpoint=run, resume=run)
+    assert len(first) == 1 and again.epochs[0] == first.epochs[0] and len(again) == 2
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        fit_quietly(convnet(), loader(), resume=tmp_path / "other.pt")
+
+
+def test_a_zero_learning_rate_warns_that_nothing_will_change():
+    with pytest.warns(UserWarning, match="lr=0: the default optimizer will not change any weight"):
+        fit_quietly(convnet(), loader(), lr=0)

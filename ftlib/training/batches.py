@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -96,6 +96,42 @@ def _batch_mean(loss: Any) -> torch.Tensor:
             "reduction='mean' (the default), or return losses.mean() from your function"
         )
     return loss
+
+
+def batches(loader: Iterable[Any]) -> Iterator[Any]:
+    """The batches of ``loader`` (iterated once), with what to do when torch cannot collate them.
+
+    Why: a dataset of PIL images or of images of several sizes fails inside the DataLoader with
+    a message about collating, not about the transform that is missing.
+    """
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (TypeError, RuntimeError) as error:
+            hint = _collate_hint(str(error))
+            if hint is None:
+                raise
+            raise type(error)(hint) from error
+        yield batch
+
+
+def _collate_hint(error: str) -> str | None:
+    if "default_collate" in error and "PIL" in error:
+        return (
+            "the dataset returns PIL images, which a DataLoader cannot put in one batch; turn "
+            "them into tensors in its transform, e.g. transforms.Compose([transforms.ToImage(), "
+            "transforms.ToDtype(torch.float32, scale=True)])"
+        )
+    if "stack expects each tensor to be equal size" in error:
+        return (
+            f"the samples of a batch have different sizes ({error.strip().splitlines()[-1]}); "
+            "resize the images to one size in the dataset's transform, e.g. "
+            "transforms.Resize((224, 224))"
+        )
+    return None
 
 
 def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
@@ -285,6 +321,11 @@ def check_target_range(targets: torch.Tensor, num_classes: int, where: str = "")
             f"target {bad}{found} is out of range for a model with {num_classes} outputs (valid "
             f"classes: 0 to {num_classes - 1}); give the model one output per class "
             "(ftlib.swap_head(model, num_classes=...)), or number the classes from 0"
+            + (
+                "; labels a loss ignores (ignore_index=-100) need your own loss_fn and topk=()"
+                if bad < 0
+                else ""
+            )
         )
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,6 +54,7 @@ from ftlib.training.arguments import (
 from ftlib.training.batches import (
     LossFn,
     batch_loss,
+    batches,
     call_model,
     check_target_range,
     declared_targets,
@@ -191,7 +194,8 @@ def fit(
             optimizer, scheduler, scaler, epoch, history, random states).
         resume: a file written through ``checkpoint`` to continue from: the remaining epochs up
             to ``epochs`` then train as the uninterrupted run would have, bit for bit on a CPU.
-            Pass the same options as the run it continues.
+            Pass the same options as the run it continues. With ``resume`` equal to
+            ``checkpoint`` a missing file starts the run afresh: one call starts and continues.
         performance: speed settings that do not change what is learned (channels-last layout,
             ``torch.compile``); None for none. See ``Performance``.
         progress: show a progress bar (tqdm; a widget in notebooks); False silences it.
@@ -253,6 +257,8 @@ def fit(
         check_optimizer(optimizer, model)
     if optimizer is None:
         optimizer = default_optimizer(model, lr=lr, weight_decay=weight_decay)
+        if optimizer.param_groups[0]["lr"] == 0:
+            warnings.warn("lr=0: the default optimizer will not change any weight", stacklevel=2)
     check_targets = _checks_targets(loss_fn, topk)
     loss_fn = loss_fn if loss_fn is not None else nn.functional.cross_entropy
     dtype = resolve_amp(amp, device)
@@ -268,6 +274,8 @@ def fit(
         step_per_batch=per_batch,
         may_continue=checkpoint is not None or resume is not None,
     )
+    if _nothing_to_resume_yet(resume, checkpoint):
+        resume = None
     history, stopped = load_run(resume, parts) if resume is not None else (History(), False)
     _check_same_records(history, resume, topk, has_val_loader=val_loader is not None)
     if len(history) > epochs:
@@ -442,7 +450,7 @@ def predict(
     )
     try:
         with eval_mode(model), torch.no_grad():
-            for batch in loader:
+            for batch in batches(loader):
                 inputs = to_device(inputs_of(batch), device)
                 with autocast(device, enabled=dtype is not None, dtype=dtype):
                     logits, _ = split_outputs(call_model(model, inputs))
@@ -488,7 +496,7 @@ def _run_epoch(
     total = _length(loader)
     bar = progress_bar(total=total, desc=desc, unit="batch", enabled=progress, leave=False)
     try:
-        for index, batch in enumerate(loader, start=1):
+        for index, batch in enumerate(batches(loader), start=1):
             with steps.batch(index, total) if steps is not None else contextlib.nullcontext():
                 loss, logits, targets = batch_loss(model, batch, device=device, **options)
                 for where, targets_listed in all_targets if index == 1 else ():
@@ -544,6 +552,17 @@ def _checks_targets(loss_fn: LossFn | None, topk: Sequence[int]) -> bool:
 
 
 _OPTIMIZER_EXAMPLE = "torch.optim.AdamW(model.parameters(), lr=1e-3)"
+
+
+def _nothing_to_resume_yet(resume: Any, checkpoint: Any) -> bool:
+    """``fit(checkpoint=p, resume=p)`` starts afresh while ``p`` does not exist yet, so the same
+    call both starts a run and continues it after an interruption."""
+    return (
+        resume is not None
+        and checkpoint is not None
+        and Path(resume) == Path(checkpoint)
+        and not Path(resume).exists()
+    )
 
 
 def _check_same_records(
