@@ -360,3 +360,9 @@ def test_resume_from_the_checkpoint_being_written_starts_afresh_when_it_is_missi
 def test_a_zero_learning_rate_warns_that_nothing_will_change():
     with pytest.warns(UserWarning, match="lr=0: the default optimizer will not change any weight"):
         fit_quietly(convnet(), loader(), lr=0)
+
+
+def test_a_rate_given_with_an_optimizer_warns_that_it_is_not_used():
+    model = convnet()
+    with pytest.warns(UserWarning, match="lr are for fit's default optimizer and not used"):
+        fit_quietly(model, loader(), optimizer=sgd_of(model), lr=0.5)

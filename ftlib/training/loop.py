@@ -138,8 +138,8 @@ def fit(
     *,
     epochs: int,
     optimizer: torch.optim.Optimizer | None = None,
-    lr: float = DEFAULT_LR,
-    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    lr: float | None = None,
+    weight_decay: float | None = None,
     loss_fn: LossFn | None = None,
     val_loader: Iterable[Any] | None = None,
     device: str | torch.device | None = None,
@@ -169,8 +169,10 @@ def fit(
         optimizer: None uses ``default_optimizer``: AdamW with the body at ``lr`` and the
             head(s) at ``10 * lr``, weight decay on weight matrices only. Pass your own to
             choose otherwise (``lr`` and ``weight_decay`` are then ignored).
-        lr: learning rate of the body for the default optimizer.
-        weight_decay: weight decay of the default optimizer (not on biases and norms).
+        lr: learning rate of the body for the default optimizer; None for ``DEFAULT_LR``.
+        weight_decay: weight decay of the default optimizer (not on biases and norms); None for
+            ``DEFAULT_WEIGHT_DECAY``. Given with an ``optimizer``, the two warn that they are
+            not used.
         loss_fn: ``loss_fn(logits, targets)`` returning the batch mean; defaults to cross-entropy.
         val_loader: when given, evaluated after each epoch (``val_`` keys in the history).
         device: where to train; None picks the best available (see ftlib.device.best_device).
@@ -255,8 +257,23 @@ def fit(
         )
     if optimizer is not None:
         check_optimizer(optimizer, model)
+        ignored = [
+            name
+            for name, value in [("lr", lr), ("weight_decay", weight_decay)]
+            if value is not None
+        ]
+        if ignored:
+            warnings.warn(
+                f"{' and '.join(ignored)} are for fit's default optimizer and not used with the "
+                "optimizer passed; set them on that optimizer instead",
+                stacklevel=2,
+            )
     if optimizer is None:
-        optimizer = default_optimizer(model, lr=lr, weight_decay=weight_decay)
+        optimizer = default_optimizer(
+            model,
+            lr=DEFAULT_LR if lr is None else lr,
+            weight_decay=DEFAULT_WEIGHT_DECAY if weight_decay is None else weight_decay,
+        )
         if optimizer.param_groups[0]["lr"] == 0:
             warnings.warn("lr=0: the default optimizer will not change any weight", stacklevel=2)
     check_targets = _checks_targets(loss_fn, topk)
