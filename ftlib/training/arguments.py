@@ -304,8 +304,7 @@ def check_early_stopping(
     check_instance(rule, "early_stopping", EarlyStopping, "ftlib.EarlyStopping(patience=3)")
     if rule is None:
         return
-    prefixes = ["train_", "val_"] if has_val_loader else ["train_"]
-    keys = [p + m for p in prefixes for m in ["loss", *(f"top{k}" for k in topk)]]
+    keys = recorded_keys(topk, has_val_loader=has_val_loader)
     if rule.monitor in keys:
         return
     if rule.monitor.startswith("val_") and not has_val_loader:
@@ -317,6 +316,12 @@ def check_early_stopping(
         f"early stopping watches {rule.monitor!r}, which this run does not record; "
         f"it records {keys}"
     )
+
+
+def recorded_keys(topk: Sequence[int], *, has_val_loader: bool) -> list[str]:
+    """The metrics of each epoch's history record (besides ``epoch`` and ``seconds``)."""
+    prefixes = ["train_", "val_"] if has_val_loader else ["train_"]
+    return [p + m for p in prefixes for m in ["loss", *(f"top{k}" for k in topk)]]
 
 
 def check_performance(performance: Any) -> Performance:

@@ -358,6 +358,16 @@ def declared_targets(loader: Any) -> torch.Tensor | None:
     return targets[indices] if indices is not None else targets
 
 
+def listed_targets(train_loader: Any, val_loader: Any) -> list[tuple[str, torch.Tensor]]:
+    """(where from, every target) of the training and validation sets that list them."""
+    listed = [("the training set", train_loader), ("the validation set", val_loader)]
+    return [
+        (where, targets)
+        for where, loader in listed
+        if (targets := declared_targets(loader)) is not None
+    ]
+
+
 def _is_integral(tensor: torch.Tensor) -> bool:
     return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
 

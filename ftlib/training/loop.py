@@ -50,6 +50,7 @@ from ftlib.training.arguments import (
     check_scheduler,
     check_topk,
     optimizer_steps_per_epoch,
+    recorded_keys,
 )
 from ftlib.training.batches import (
     LossFn,
@@ -57,8 +58,8 @@ from ftlib.training.batches import (
     batches,
     call_model,
     check_target_range,
-    declared_targets,
     inputs_of,
+    listed_targets,
     split_outputs,
 )
 from ftlib.training.early_stopping import EarlyStopping, Watch
@@ -329,12 +330,7 @@ def fit(
     )
     bar.update(len(history))
     first_epoch = len(history) + 1
-    listed = [("the training set", train_loader), ("the validation set", val_loader)]
-    all_targets = [
-        (where, targets)
-        for where, loader in (listed if check_targets else [])
-        if (targets := declared_targets(loader)) is not None
-    ]
+    all_targets = listed_targets(train_loader, val_loader) if check_targets else []
     try:
         for epoch in range(first_epoch, epochs + 1):
             if stopped:
@@ -589,8 +585,7 @@ def _check_same_records(
     or the history would hold two kinds of epochs."""
     if not history.epochs:
         return
-    prefixes = ["train_", "val_"] if has_val_loader else ["train_"]
-    now = {p + m for p in prefixes for m in ["loss", *(f"top{k}" for k in topk)]}
+    now = set(recorded_keys(topk, has_val_loader=has_val_loader))
     saved = set(history.epochs[-1]) - {"epoch", "seconds"}
     if saved != now:
         raise ValueError(

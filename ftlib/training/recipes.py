@@ -25,7 +25,7 @@ from ftlib.surgery.heads import all_heads
 from ftlib.surgery.lora import LoRALayer
 from ftlib.surgery.zoo import layer_outputs
 from ftlib.training.arguments import check_run_inputs, check_topk_fits
-from ftlib.training.batches import check_target_range, declared_targets
+from ftlib.training.batches import check_target_range, listed_targets
 from ftlib.training.distributed import batches_per_process
 from ftlib.training.history import History
 from ftlib.training.loop import DEFAULT_WEIGHT_DECAY, default_optimizer, fit
@@ -245,13 +245,8 @@ def _check_recipe(
     classes = layer_outputs(heads[0])
     if fit_options.get("topk") is not None:
         check_topk_fits(topk, classes)
-    for where, loader in [
-        ("the training set", train_loader),
-        ("the validation set", fit_options.get("val_loader")),
-    ]:
-        targets = declared_targets(loader)
-        if targets is not None:
-            check_target_range(targets, classes, where=where)
+    for where, targets in listed_targets(train_loader, fit_options.get("val_loader")):
+        check_target_range(targets, classes, where=where)
     adapted = [name for name, module in model.named_modules() if isinstance(module, LoRALayer)]
     if adapted:
         raise ValueError(
